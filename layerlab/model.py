@@ -1,0 +1,213 @@
+"""The core types: :class:`Layer` and :class:`Image`, tying manifest, config and blobs.
+
+Re-exports :class:`Descriptor`, the manifests, :class:`ImageConfig` and :class:`TarEntry`
+so that ``layerlab.model`` is the one place to import the model from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
+
+from . import mediatypes as mt
+from .blobio import VerifyingReader, decompressed
+from .config import HistoryEntry, ImageConfig, parse_config
+from .digest import Digest, digest_stream
+from .errors import DigestMismatchError, LayerlabError
+from .manifest import (Descriptor, ImageManifest, Manifest, ManifestIndex, Schema1Manifest,
+                       parse_manifest)
+from .platform import Platform
+from .tarstream import TarEntry, iter_tar
+
+__all__ = [
+    "BlobOpener", "Descriptor", "HistoryEntry", "Image", "ImageConfig", "ImageManifest",
+    "Layer", "Manifest", "ManifestIndex", "Platform", "Schema1Manifest", "TarEntry",
+    "parse_config", "parse_manifest",
+]
+
+BlobOpener = Callable[[], BinaryIO]
+"""A zero-argument callable that opens a blob's stored bytes as a binary stream."""
+
+
+def _no_blob() -> BinaryIO:
+    raise LayerlabError("this layer has no blob source attached")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One filesystem layer of an image.
+
+    ``digest`` identifies the bytes as stored and transferred (often gzip); ``diff_id``
+    identifies the uncompressed tar (``rootfs.diff_ids`` in the config). They are equal
+    only for uncompressed layers. ``compression`` is what the bytes really are (sniffed
+    where the reader could), which may differ from what ``media_type`` claims.
+    """
+
+    digest: Digest
+    diff_id: Digest | None
+    size: int
+    media_type: str
+    uncompressed_size: int | None = None
+    compression: str = "gzip"
+    history: HistoryEntry | None = None
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    urls: tuple[str, ...] = ()
+    opener: BlobOpener = field(default=_no_blob, compare=False, repr=False)
+    seekable: bool = field(default=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        return hash((self.digest, self.diff_id))
+
+    @property
+    def created_by(self) -> str:
+        """The build instruction that made this layer ('' if unknown)."""
+        return self.history.created_by if self.history else ""
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size,
+                          annotations=self.annotations, urls=self.urls)
+
+    def open(self, verify: bool = True) -> BinaryIO:
+        """A stream of the stored bytes; with ``verify`` (default), reading it to the end
+        checks ``digest`` and ``size`` and raises :class:`DigestMismatchError` on a lie."""
+        stream = self.opener()
+        if verify:
+            return VerifyingReader(stream, self.digest, f"layer {self.digest}", self.size)  # type: ignore[return-value]
+        return stream
+
+    def open_uncompressed(self, verify: bool = True) -> BinaryIO:
+        """A stream of the uncompressed tar. With ``verify``, both ``digest`` (of the stored
+        bytes) and ``diff_id`` (of the tar) are checked when it is read to the end."""
+        what = f"layer {self.digest}"
+        stream = decompressed(self.open(verify=verify), self.compression, what)
+        if verify and self.diff_id is not None and self.compression != "none":
+            return VerifyingReader(stream, self.diff_id, f"{what} (diff_id)")  # type: ignore[return-value]
+        return stream
+
+    def entries(self, verify: bool = False) -> Iterator[TarEntry]:
+        """The layer's tar entries (headers only), streaming."""
+        fast = self.seekable and self.compression == "none" and not verify
+        with (self.opener() if fast else self.open_uncompressed(verify=verify)) as stream:
+            for entry, _ in iter_tar(stream, f"layer {self.digest}", seekable=fast):
+                yield entry
+
+    def walk(self, verify: bool = False) -> Iterator[tuple[TarEntry, BinaryIO | None]]:
+        """``(entry, content)`` pairs; ``content`` reads a regular file's bytes and is valid
+        only until the next pair."""
+        with self.open_uncompressed(verify=verify) as stream:
+            yield from iter_tar(stream, f"layer {self.digest}", with_content=True)
+
+    def verify(self) -> tuple[Digest, int]:
+        """Read everything, checking ``digest``, ``size`` and ``diff_id``; return the
+        computed ``(diff_id, uncompressed_size)``."""
+        stream = self.open(verify=True)
+        if self.compression == "none":
+            computed, n = digest_stream(stream)
+            stream.close()
+            if self.diff_id is not None and computed != self.diff_id:
+                raise DigestMismatchError(f"layer {self.digest} (diff_id)", self.diff_id, computed)
+            return computed, n
+        with decompressed(stream, self.compression, f"layer {self.digest}") as tar:
+            computed, n = digest_stream(tar)
+        if self.diff_id is not None and computed != self.diff_id:
+            raise DigestMismatchError(f"layer {self.digest} (diff_id)", self.diff_id, computed)
+        return computed, n
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": str(self.digest),
+            "diff_id": str(self.diff_id) if self.diff_id else None,
+            "size": self.size,
+            "uncompressed_size": self.uncompressed_size,
+            "media_type": self.media_type,
+            "compression": self.compression,
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class Image:
+    """A single-platform image: manifest, config and layers (oldest first).
+
+    ``reference`` is what it was opened from; ``name`` the ``repo:tag`` it carries where
+    known; ``index_digest`` and ``platform`` are set when it was chosen from an index or
+    manifest list. ``warnings`` lists oddities that are not errors (a media type that
+    lies about compression, ...).
+    """
+
+    reference: str
+    manifest: Manifest
+    config: ImageConfig
+    layers: tuple[Layer, ...]
+    name: str | None = None
+    index_digest: Digest | None = None
+    platform: Platform | None = None
+    warnings: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        return hash((self.reference, self.manifest.digest))
+
+    @property
+    def digest(self) -> Digest:
+        """The manifest digest (what ``repo@sha256:...`` pins)."""
+        return self.manifest.digest
+
+    @property
+    def media_type(self) -> str:
+        return self.manifest.media_type
+
+    @property
+    def size(self) -> int:
+        """Bytes of all layers as stored (compressed where they are)."""
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed_size(self) -> int | None:
+        sizes = [layer.uncompressed_size for layer in self.layers]
+        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+
+    @property
+    def diff_ids(self) -> tuple[Digest | None, ...]:
+        return tuple(layer.diff_id for layer in self.layers)
+
+    def empty_history(self) -> list[HistoryEntry]:
+        """History steps that made no layer (ENV, CMD, LABEL ...)."""
+        return [h for h in self.config.history if h.empty_layer]
+
+    def verify(self) -> None:
+        """Hash every blob (layers decompressed to check diff_ids too); raise on mismatch."""
+        for layer in self.layers:
+            layer.verify()
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable ``layerlab inspect --json`` shape (documented in the README)."""
+        out: dict[str, Any] = {
+            "reference": self.reference,
+            "name": self.name,
+            "manifest_digest": str(self.manifest.digest),
+            "media_type": self.manifest.media_type,
+            "config_digest": str(self.config.digest),
+            "platform": str(self.config.platform),
+            "created": self.config.created,
+            "size": self.size,
+            "uncompressed_size": self.uncompressed_size,
+            "layers": [layer.to_json() for layer in self.layers],
+            "history": [h.to_json() for h in self.config.history],
+            "config": self.config.runtime(),
+            "warnings": list(self.warnings),
+        }
+        if self.index_digest is not None:
+            out["index_digest"] = str(self.index_digest)
+        return out
+
+    def to_frame(self):
+        """The layers as a pandas DataFrame (one row per layer, oldest first)."""
+        import pandas as pd
+
+        return pd.DataFrame([layer.to_json() for layer in self.layers])
+
+    def __repr__(self) -> str:
+        return (f"<Image {self.name or self.reference} {self.digest.short} "
+                f"{len(self.layers)} layers {self.size} bytes>")
