@@ -20,7 +20,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import BinaryIO, Iterable, Sequence
 
 EPOCH = 1704067200  # 2024-01-01T00:00:00Z, the mtime of every generated tar entry
 CHUNK = 1 << 20
@@ -101,6 +101,18 @@ class TarWriter:
         self._header(name, tarfile.REGTYPE, mode, len(data), mtime=mtime)
         self.out.write(data)
         self._pad(len(data))
+
+    def add_chunks(self, name: str, size: int, chunks: Iterable[bytes | memoryview],
+                   mode: int = 0o644, mtime: int | None = None) -> None:
+        """A regular file whose ``size`` bytes come as a sequence of chunks."""
+        self._header(name, tarfile.REGTYPE, mode, size, mtime=mtime)
+        written = 0
+        for chunk in chunks:
+            self.out.write(chunk)
+            written += len(chunk)
+        if written != size:
+            raise ValueError(f"{name}: {written} bytes written, {size} declared")
+        self._pad(size)
 
     def add_stream(self, name: str, size: int, reader: BinaryIO, mode: int = 0o644) -> None:
         """A regular file copied from a stream in bounded chunks; exactly ``size`` bytes."""
@@ -249,7 +261,7 @@ def _v1_ids(image: Image) -> list[tuple[str, bytes]]:
     return out
 
 
-def write_docker_archive(path: Path, images: Sequence[Image]) -> None:
+def write_docker_archive(path: Path, images: Sequence[Image]) -> tuple[str, int]:
     """A classic ``docker save`` archive: manifest.json, <id>/layer.tar (uncompressed),
     <id>/VERSION, <id>/json, <config hex>.json, repositories.
 
@@ -282,10 +294,10 @@ def write_docker_archive(path: Path, images: Sequence[Image]) -> None:
             repositories.setdefault(repo, {})[tag_name] = layer_paths[-1].split("/")[0]
     members["manifest.json"] = _Member("bytes", json.dumps(manifest, separators=(",", ":")).encode())
     members["repositories"] = _Member("bytes", canonical_json(repositories) + b"\n")
-    _write_members(path, members)
+    return _write_members(path, members)
 
 
-def _write_members(path: Path, members: dict[str, _Member]) -> None:
+def _write_members(path: Path, members: dict[str, _Member]) -> tuple[str, int]:
     with open(path, "wb") as raw:
         tar = TarWriter(raw)
         for name in sorted(members):
@@ -299,7 +311,7 @@ def _write_members(path: Path, members: dict[str, _Member]) -> None:
             else:
                 with m.layer.open() as reader:
                     tar.add_stream(name, m.layer.size, reader)
-        tar.close()
+        return tar.close()
 
 
 # --------------------------------------------------------------------------- OCI
@@ -371,14 +383,14 @@ def write_layout_dir(directory: Path, files: dict[str, bytes]) -> None:
         target.write_bytes(data)
 
 
-def write_files_tar(path: Path, files: dict[str, bytes]) -> None:
+def write_files_tar(path: Path, files: dict[str, bytes]) -> tuple[str, int]:
     """A tar of the given files plus their parent directories, sorted."""
     members = {name: _Member("bytes", data) for name, data in files.items()}
     for name in list(members):
         parts = name.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             members.setdefault("/".join(parts[:i]), _Member("dir"))
-    _write_members(path, members)
+    return _write_members(path, members)
 
 
 def docker25_files(images: Sequence[Image]) -> dict[str, bytes]:
@@ -404,9 +416,3 @@ def docker25_files(images: Sequence[Image]) -> dict[str, bytes]:
     files["repositories"] = canonical_json(repositories) + b"\n"
     return files
 
-
-def write_streamed(path: Path, produce: Callable[[BinaryIO], tuple[str, int]]) -> Layer:
-    """Run a layer producer into a file; return the on-disk :class:`Layer`."""
-    with open(path, "wb") as raw:
-        diff_id, size = produce(raw)
-    return Layer(diff_id, size, path=path)
