@@ -11,6 +11,8 @@ from .errors import CorruptArchiveError, DigestMismatchError, SizeMismatchError
 
 __all__ = ["FileSection", "VerifyingReader", "decompressed", "sniff"]
 
+_HAVE_PREADV = hasattr(os, "preadv")
+
 
 class FileSection(io.RawIOBase):
     """A read-only, seekable window ``[offset, offset + size)`` of a file on disk.
@@ -45,13 +47,17 @@ class FileSection(io.RawIOBase):
         n = min(len(buf), self._size - self._pos)
         if n <= 0:
             return 0
-        data = os.pread(self._fd, n, self._offset + self._pos)
-        if not data:
+        if _HAVE_PREADV:  # straight into the caller's buffer: no copy
+            got = os.preadv(self._fd, [memoryview(buf).cast("B")[:n]], self._offset + self._pos)
+        else:
+            data = os.pread(self._fd, n, self._offset + self._pos)
+            got = len(data)
+            buf[:got] = data
+        if not got:
             raise CorruptArchiveError(f"{self.name}: truncated (expected {self._size} bytes "
                                       f"at offset {self._offset})")
-        buf[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        self._pos += got
+        return got
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
@@ -102,13 +108,21 @@ class VerifyingReader(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buf))
-        if not data:
-            self._finish()
-            return 0
-        n = len(data)
-        buf[:n] = data
-        self._hasher.update(data)
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # no intermediate bytes object
+            n = readinto(buf) or 0
+            if not n:
+                self._finish()
+                return 0
+            self._hasher.update(memoryview(buf).cast("B")[:n])
+        else:
+            data = self._stream.read(len(buf))
+            if not data:
+                self._finish()
+                return 0
+            n = len(data)
+            buf[:n] = data
+            self._hasher.update(data)
         if self._size is not None and self._hasher.size > self._size:
             raise SizeMismatchError(self._what, self._size, self._hasher.size)
         return n

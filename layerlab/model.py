@@ -13,8 +13,8 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 from . import mediatypes as mt
 from .blobio import VerifyingReader, decompressed
 from .config import HistoryEntry, ImageConfig, parse_config
-from .digest import Digest, digest_stream
-from .errors import DigestMismatchError, LayerlabError
+from .digest import CHUNK_SIZE, Digest, digest_stream
+from .errors import CorruptArchiveError, DigestMismatchError, LayerlabError, SizeMismatchError
 from .manifest import (Descriptor, ImageManifest, Manifest, ManifestIndex, Schema1Manifest,
                        parse_manifest)
 from .platform import Platform
@@ -92,28 +92,62 @@ class Layer:
         with (self.opener() if fast else self.open_uncompressed(verify=verify)) as stream:
             for entry, _ in iter_tar(stream, f"layer {self.digest}", seekable=fast):
                 yield entry
+            if verify:  # the tar ends before its padding: read to the end to check digests
+                while stream.read(CHUNK_SIZE):
+                    pass
 
     def walk(self, verify: bool = False) -> Iterator[tuple[TarEntry, BinaryIO | None]]:
         """``(entry, content)`` pairs; ``content`` reads a regular file's bytes and is valid
         only until the next pair."""
         with self.open_uncompressed(verify=verify) as stream:
             yield from iter_tar(stream, f"layer {self.digest}", with_content=True)
+            if verify:
+                while stream.read(CHUNK_SIZE):
+                    pass
 
     def verify(self) -> tuple[Digest, int]:
         """Read everything, checking ``digest``, ``size`` and ``diff_id``; return the
-        computed ``(diff_id, uncompressed_size)``."""
-        stream = self.open(verify=True)
+        computed ``(diff_id, uncompressed_size)``.
+
+        An uncompressed layer is hashed in a single pass (its stored bytes are the tar);
+        a compressed one is decompressed while both digests are computed.
+        """
+        what = f"layer {self.digest}"
+        diff_algorithm = self.diff_id.algorithm if self.diff_id is not None else "sha256"
         if self.compression == "none":
-            computed, n = digest_stream(stream)
-            stream.close()
-            if self.diff_id is not None and computed != self.diff_id:
-                raise DigestMismatchError(f"layer {self.digest} (diff_id)", self.diff_id, computed)
-            return computed, n
-        with decompressed(stream, self.compression, f"layer {self.digest}") as tar:
-            computed, n = digest_stream(tar)
+            with self.opener() as stream:
+                computed, n = digest_stream(stream, self.digest.algorithm)
+            if n != self.size:
+                raise SizeMismatchError(what, self.size, n)
+            if computed != self.digest:
+                raise DigestMismatchError(what, self.digest, computed)
+            if diff_algorithm != computed.algorithm:
+                with self.opener() as stream:
+                    computed, n = digest_stream(stream, diff_algorithm)
+        else:
+            raw = self.open(verify=True)
+            try:
+                with decompressed(raw, self.compression, what) as tar:
+                    computed, n = digest_stream(tar, diff_algorithm)
+                    while raw.read(CHUNK_SIZE):  # the stored digest is checked at raw's end
+                        pass
+            except CorruptArchiveError:
+                self.verify_stored()  # bytes that are not the declared blob: say so first
+                raise
         if self.diff_id is not None and computed != self.diff_id:
-            raise DigestMismatchError(f"layer {self.digest} (diff_id)", self.diff_id, computed)
+            raise DigestMismatchError(f"{what} (diff_id)", self.diff_id, computed)
         return computed, n
+
+    def verify_stored(self) -> None:
+        """Hash the stored bytes only; raise :class:`SizeMismatchError` or
+        :class:`DigestMismatchError` unless they are the declared blob."""
+        what = f"layer {self.digest}"
+        with self.opener() as stream:
+            actual, n = digest_stream(stream, self.digest.algorithm)
+        if n != self.size:
+            raise SizeMismatchError(what, self.size, n) from None
+        if actual != self.digest:
+            raise DigestMismatchError(what, self.digest, actual) from None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,10 +210,35 @@ class Image:
         """History steps that made no layer (ENV, CMD, LABEL ...)."""
         return [h for h in self.config.history if h.empty_layer]
 
-    def verify(self) -> None:
-        """Hash every blob (layers decompressed to check diff_ids too); raise on mismatch."""
-        for layer in self.layers:
-            layer.verify()
+    def verify(self, workers: int | None = None) -> "Image":
+        """Hash every layer (decompressed to check diff_ids too); raise on a mismatch.
+
+        Layers are verified in ``workers`` threads at once (default: one per CPU, at
+        most 8), largest first: hashlib and the decompressors release the GIL. Returns
+        this image with every layer's ``uncompressed_size`` filled in.
+        """
+        import dataclasses
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        unique = {layer.digest: layer for layer in self.layers}
+        order = sorted(unique.values(), key=lambda layer: -layer.size)
+        workers = max(1, min(len(order), workers or min(os.cpu_count() or 1, 8)))
+        results: dict[Digest, tuple[Digest, int]] = {}
+        if workers == 1:
+            for layer in order:
+                results[layer.digest] = layer.verify()
+        else:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+            try:
+                futures = [(layer.digest, pool.submit(layer.verify)) for layer in order]
+                for digest, future in futures:
+                    results[digest] = future.result()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        layers = tuple(dataclasses.replace(layer, uncompressed_size=results[layer.digest][1])
+                       for layer in self.layers)
+        return dataclasses.replace(self, layers=layers)
 
     def to_json(self) -> dict[str, Any]:
         """The stable ``layerlab inspect --json`` shape (documented in the README)."""
@@ -207,6 +266,29 @@ class Image:
         import pandas as pd
 
         return pd.DataFrame([layer.to_json() for layer in self.layers])
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: a summary line and the layer table (human-readable sizes)."""
+        from ._html import html_card
+        from .units import format_size
+
+        kind = {mt.DOCKER_MANIFEST_V2: "Docker schema2", mt.OCI_MANIFEST: "OCI",
+                mt.DOCKER_MANIFEST_V1: "Docker schema1",
+                mt.DOCKER_MANIFEST_V1_SIGNED: "Docker schema1"}.get(self.media_type,
+                                                                     self.media_type)
+        facts = {"manifest": self.digest.short, "type": kind,
+                 "platform": str(self.config.platform), "layers": len(self.layers),
+                 "size": format_size(self.size),
+                 "uncompressed": format_size(self.uncompressed_size)}
+        rows = [{"#": n, "digest": str(layer.digest),
+                 "diff_id": str(layer.diff_id) if layer.diff_id else None,
+                 "size": layer.size, "uncompressed_size": layer.uncompressed_size,
+                 "compression": layer.compression,
+                 "created_by": (layer.created_by[:60] + "...") if len(layer.created_by) > 63
+                 else layer.created_by}
+                for n, layer in enumerate(self.layers, 1)]
+        return html_card(f"Image {self.name or self.reference}", facts, rows,
+                         note="; ".join(self.warnings) or None)
 
     def __repr__(self) -> str:
         return (f"<Image {self.name or self.reference} {self.digest.short} "

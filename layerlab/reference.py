@@ -141,10 +141,15 @@ def parse_registry_reference(text: str) -> RegistryReference:
 
 
 def _split_path_ref(rest: str) -> tuple[str, str | None]:
-    """``PATH[:REF]``: the ref is whatever follows the last colon, unless that colon is
-    part of an existing path."""
+    """``PATH[:REF]``: the ref follows the longest prefix that exists as a path (so refs
+    may hold colons), else the last colon."""
     if os.path.exists(rest) or ":" not in rest:
         return rest, None
+    parts = rest.split(":")
+    for i in range(len(parts) - 1, 0, -1):  # the longest existing path: refs may hold colons
+        path = ":".join(parts[:i])
+        if os.path.exists(path):
+            return path, ":".join(parts[i:]) or None
     path, _, ref = rest.rpartition(":")
     return path, ref or None
 

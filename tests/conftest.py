@@ -82,3 +82,12 @@ def distribution(tmp_path_factory):
     yield host
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def local_registry(tmp_path):
+    """layerlab's LocalRegistry on a free loopback port, storage under tmp_path (per test)."""
+    from layerlab.registry import LocalRegistry
+
+    with LocalRegistry(tmp_path / "registry") as registry:
+        yield registry

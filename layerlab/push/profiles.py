@@ -32,6 +32,15 @@ class PushProfile:
       PATCHes of ``chunk_size`` with Content-Range) or ``"monolithic"`` (POST, one PUT);
     * ``manifest_format``: ``"source"`` keeps schema2/OCI as the source had it, or force
       ``"v2s2"``/``"oci"``.
+
+    Added by the pusher (the simulator may ignore them):
+
+    * ``retry_backoff``: seconds before the first retry of a broken upload (doubling);
+    * ``compress_threads``: threads compressing blocks of one layer (0 = the machine's
+      CPU count); the output bytes do not depend on it;
+    * ``block_size``: gzip block size (the output does depend on it: part of the cache key);
+    * ``small_blob_limit``: layers up to this many uncompressed bytes are compressed in
+      memory and sent in one monolithic request (0 = never).
     """
 
     name: str
@@ -48,6 +57,10 @@ class PushProfile:
     chunk_size: int = 16 * 1024 * 1024
     manifest_format: str = "source"
     retries: int = 4
+    retry_backoff: float = 0.5
+    compress_threads: int = 0
+    block_size: int = 1024 * 1024
+    small_blob_limit: int = 1024 * 1024
 
     @property
     def workers(self) -> int:
@@ -69,17 +82,20 @@ class PushProfile:
 PROFILES: dict[str, PushProfile] = {
     # One layer at a time, as the Jenkins docker plugin of the seed did.
     "serial": PushProfile("serial", concurrency=1, engine="zlib", level=6,
-                          check_existing="cached", registry_lookup=False, upload="stream"),
+                          check_existing="cached", registry_lookup=False, upload="stream",
+                          compress_threads=1, small_blob_limit=0),
     # Docker 1.7 + registry 2.2: serial, buffer each compressed layer to disk, no existence
     # check unless a cached digest is known (scoped to the target repository), no mounts,
     # one monolithic PUT per layer.
     "docker-1.7": PushProfile("docker-1.7", concurrency=1, engine="zlib", level=6,
                               temp_file=True, check_existing="cached", registry_lookup=False,
-                              mount=False, upload="monolithic"),
+                              mount=False, upload="monolithic", compress_threads=1,
+                              small_blob_limit=0),
     # Today's dockerd: 5 concurrent uploads, existence checks only from its metadata
     # cache, cross-repository mounts, one streamed PATCH.
     "docker": PushProfile("docker", concurrency=5, engine="zlib", level=6,
-                          check_existing="cached", registry_lookup=False, upload="stream"),
+                          check_existing="cached", registry_lookup=False, upload="stream",
+                          compress_threads=1, small_blob_limit=0),
     # layerlab's default: everything that makes it fast.
     "fast": PushProfile("fast"),
 }

@@ -1,0 +1,132 @@
+"""``layerlab registry``: run the local OCI registry, or garbage-collect its storage.
+
+``layerlab registry serve --root DIR --port N`` serves in the foreground until SIGINT or
+SIGTERM.  Once listening it prints one line: ``listening on http://127.0.0.1:N (root DIR)``,
+or with ``--json`` one JSON object per line::
+
+    {"event": "listening", "url": "http://127.0.0.1:N", "host": "127.0.0.1:N",
+     "port": N, "root": "DIR" | null}
+
+and on exit ``{"event": "stopped", "requests": int, "errors": int, "bytes_in": int,
+"bytes_out": int}``.
+
+``layerlab registry gc --root DIR`` deletes blobs no manifest references; ``--json``
+prints ``{"blobs_deleted": int, "bytes_freed": int, "blobs_kept": int}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("registry", help="run the local OCI/Docker v2 registry",
+                                   description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+
+    serve = sub.add_parser("serve", help="serve the registry in the foreground")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--root", help="storage directory (default: a temporary directory)")
+    where.add_argument("--memory", action="store_true", help="keep everything in memory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5000, help="port (0: any free port)")
+    serve.add_argument("--no-cache", action="store_true",
+                       help="disable the in-memory blob descriptor cache")
+    serve.add_argument("--verify", choices=("stream", "reread"), default="stream",
+                       help="hash while receiving, or re-read each blob on commit")
+    serve.add_argument("--bandwidth", help="limit shared by all connections, e.g. '100 MB/s'")
+    serve.add_argument("--latency", help="added to every request, e.g. '20 ms'")
+    serve.add_argument("--htpasswd", help="require Basic auth from this bcrypt htpasswd file")
+    serve.add_argument("--permission", action="append", default=[], metavar="USER=pull|push",
+                       help="per-user access (repeatable; '*' is anonymous); default: all push")
+    serve.add_argument("--read-only", action="store_true", help="refuse every write")
+    serve.add_argument("--no-delete", action="store_true", help="refuse DELETE requests")
+    serve.add_argument("--max-manifest-size", default="4 MiB", help="default 4 MiB")
+    serve.add_argument("--max-blob-size", default=None, help="default unlimited")
+    serve.add_argument("--no-fsync", action="store_true",
+                       help="do not fsync blobs before making them visible")
+    serve.add_argument("--json", action="store_true", help="JSON lines on stdout")
+
+    gc = sub.add_parser("gc", help="delete blobs no manifest references")
+    gc.add_argument("--root", required=True, help="storage directory")
+    gc.add_argument("--json", action="store_true", help="JSON output")
+    return parser
+
+
+def _permissions(items: list[str]) -> dict[str, str] | None:
+    if not items:
+        return None
+    result = {}
+    for item in items:
+        user, sep, level = item.partition("=")
+        if not sep or level not in ("pull", "push"):
+            raise ValueError(f"--permission {item!r}: expected USER=pull or USER=push")
+        result[user] = level
+    return result
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from layerlab.registry import LocalRegistry
+
+    registry = LocalRegistry(
+        args.root, memory=args.memory, host=args.host, port=args.port,
+        cache=not args.no_cache, verify=args.verify, bandwidth=args.bandwidth,
+        latency=args.latency, htpasswd=args.htpasswd,
+        permissions=_permissions(args.permission), read_only=args.read_only,
+        delete_enabled=not args.no_delete, max_manifest_size=args.max_manifest_size,
+        max_blob_size=args.max_blob_size, durable=not args.no_fsync,
+    )
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    registry.start()
+    root = str(registry.root) if registry.root else None
+    if args.json:
+        print(json.dumps({"event": "listening", "url": registry.url, "host": registry.host,
+                          "port": registry.port, "root": root}), flush=True)
+    else:
+        print(f"listening on {registry.url} (root {root or 'memory'})", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        registry.stop()
+    c = registry.log.counters()
+    if args.json:
+        print(json.dumps({"event": "stopped", "requests": c["requests"], "errors": c["errors"],
+                          "bytes_in": c["bytes_in"], "bytes_out": c["bytes_out"]}), flush=True)
+    else:
+        print(f"stopped after {c['requests']} requests ({c['errors']} errors)", file=sys.stderr)
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from layerlab.cli.output import print_json
+    from layerlab.registry import RegistryStorage
+    from layerlab.registry.backend import FilesystemBackend
+    from layerlab.units import format_size
+
+    if not (Path(args.root) / "blobs").is_dir():
+        raise ValueError(f"{args.root} is not a registry root (no blobs/ directory)")
+    result = RegistryStorage(FilesystemBackend(args.root)).gc()
+    if args.json:
+        print_json({"blobs_deleted": result.blobs_deleted, "bytes_freed": result.bytes_freed,
+                    "blobs_kept": result.blobs_kept})
+    else:
+        print(f"deleted {result.blobs_deleted} blobs ({format_size(result.bytes_freed)}), "
+              f"kept {result.blobs_kept}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.registry_command == "serve":
+        return _serve(args)
+    return _gc(args)

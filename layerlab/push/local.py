@@ -1,0 +1,53 @@
+"""``copy`` to local transports: OCI layouts (directory or archive) and docker-archives.
+
+The writers of :mod:`layerlab.sources.writers` copy blobs as stored (verified on the
+way); from a registry source this is a pull. The result is a :class:`PushResult` with
+one ``upload`` event covering the write (``outcome`` ``written``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import mediatypes as mt
+from ..model import Image
+from ..reference import ArchiveReference, LayoutReference
+from .result import EventLog, LayerOutcome, PushResult
+
+__all__ = ["write_local"]
+
+
+def write_local(image: Image, target: ArchiveReference | LayoutReference, *,
+                progress: bool = True, **options: Any) -> PushResult:
+    """Write ``image`` to an OCI layout or a docker-archive (see :func:`layerlab.copy`)."""
+    from ..sources.writers import write_docker_archive, write_oci_layout
+
+    log = EventLog()
+    start = log.now()
+    if isinstance(target, LayoutReference):
+        write_oci_layout([(image, target.ref)], target.path, archive=target.archive)
+        kind = mt.OCI_MANIFEST
+    else:
+        write_docker_archive([(image, target.name or image.name)], target.path)
+        kind = mt.DOCKER_MANIFEST_V2
+    total = sum(layer.size for layer in image.layers) + image.config.size
+    log.add("image", None, "upload", start, bytes=total, outcome="written", detail=str(target))
+    if isinstance(target, LayoutReference):
+        from ..sources import open_image
+
+        written = open_image(str(target) if target.ref else f"{target}")
+        layers = tuple(LayerOutcome(str(layer.digest), str(layer.diff_id) if layer.diff_id else None,
+                                    layer.size, layer.media_type, "written")
+                       for layer in written.layers)
+        digest, kind = str(written.digest), written.media_type
+    else:
+        layers = tuple(LayerOutcome(str(layer.diff_id), str(layer.diff_id), layer.uncompressed_size
+                                    or layer.size, mt.DOCKER_LAYER, "written")
+                       for layer in image.layers)
+        digest = ""
+    config = LayerOutcome(str(image.config.digest), None, image.config.size,
+                          image.config.media_type, "written")
+    return PushResult(source=image.reference, destination=str(target), manifest_digest=digest,
+                      media_type=kind, profile="local", layers=layers, config=config,
+                      manifest_outcome="written", events=tuple(log.events),
+                      wall_seconds=log.now(), started_at=log.wall0)

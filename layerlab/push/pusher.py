@@ -1,0 +1,484 @@
+"""The pusher: get an :class:`~layerlab.model.Image` into a registry repository.
+
+Per layer, cheapest first: already in the repository (HEAD) -> skip; in another
+repository of the registry -> cross-repository mount; else upload. The compressed
+digest is learned without compressing wherever possible: from the source (stored
+compressed blobs are pushed as they are), from the local digest cache, and from the
+registry's own manifests and configs (:mod:`.lookup`). Uploads stream: compression and
+both hashes in one pass, no temporary file (unless the profile asks for Docker 1.7's).
+The config goes after the layers, the manifest last, and only once every blob is
+confirmed; the digest cache learns only confirmed blobs.
+
+Which of these steps run is decided by the :class:`~layerlab.push.profiles.PushProfile`,
+so historical clients are replayed by the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import mediatypes as mt
+from ..digest import Digest, digest_bytes
+from ..errors import (DigestMismatchError, LayerlabError, PushError, RegistryError,
+                      RegistryProtocolError)
+from ..manifest import Descriptor, ImageManifest, Schema1Manifest
+from ..model import Image, Layer
+from ..reference import RegistryReference
+from .cache import CacheRecord, DigestCache
+from .compress import CompressingStream, CompressionSettings
+from .lookup import Known, RegistryLookup
+from .manifests import build_manifest, choose_format, config_descriptor, same_content
+from .progress import Progress
+from .result import EventLog, LayerOutcome, PushResult
+from .upload import BlobSender, PushAborted, StoredStream
+
+__all__ = ["Pusher"]
+
+_NONDISTRIBUTABLE = {mt.DOCKER_LAYER_FOREIGN_GZIP, mt.OCI_LAYER_NONDIST,
+                     mt.OCI_LAYER_NONDIST_GZIP, mt.OCI_LAYER_NONDIST_ZSTD}
+
+
+@dataclass
+class _Task:
+    index: int
+    layer: Layer
+    stored: bool                  # push the bytes as the source stores them
+    media_type: str               # of the pushed blob
+    known: list[Known] = field(default_factory=list)
+    outcome: LayerOutcome | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.layer.digest)
+
+    @property
+    def diff_id(self) -> str | None:
+        return str(self.layer.diff_id) if self.layer.diff_id else None
+
+
+def _source_registry(image: Image) -> RegistryReference | None:
+    ref = image.reference
+    if ref.startswith("docker://"):
+        from ..reference import parse_reference
+
+        try:
+            parsed = parse_reference(ref)
+        except LayerlabError:
+            return None
+        return parsed if isinstance(parsed, RegistryReference) else None
+    return None
+
+
+class Pusher:
+    """One push of one image (use :func:`layerlab.push`)."""
+
+    def __init__(self, image: Image, destination: RegistryReference, profile: Any, client: Any,
+                 cache: DigestCache | None, lookup: tuple[str, ...] = (),
+                 progress: bool = True, temp_dir: str | None = None) -> None:
+        self.image = image
+        self.dest = destination
+        self.profile = profile
+        self.client = client
+        self.cache = cache if profile.use_cache else None
+        self.lookup_refs = lookup
+        threads = profile.compress_threads or (os.cpu_count() or 1)
+        self.settings = CompressionSettings.from_profile(profile, threads)
+        self.log = EventLog()
+        self.abort = threading.Event()
+        self.progress = Progress(progress, f"push {destination.repository}")
+        self.sender = BlobSender(client, destination.repository, profile, self.log, self.abort,
+                                 temp_dir)
+        self.confirmed: list[CacheRecord] = []
+        self._lock = threading.Lock()
+        self.source_ref = _source_registry(image)
+        self.pool: ThreadPoolExecutor | None = None
+        self.warnings: list[str] = list(image.warnings)
+        self._requests0 = getattr(client, "request_count", 0)
+
+    # planning -------------------------------------------------------------------------
+    def _plan(self) -> tuple[list[_Task], str]:
+        image = self.image
+        if isinstance(image.manifest, Schema1Manifest) or any(d is None for d in image.diff_ids):
+            raise PushError(f"{image.reference}: a schema1 image (no diff_ids) cannot be pushed "
+                            "as schema2/OCI; convert it first")
+        stored_kinds = [layer.compression for layer in image.layers if layer.compression != "none"]
+        media_type = choose_format(image, self.profile.manifest_format,
+                                   self.settings.compression, stored_kinds)
+        oci = media_type == mt.OCI_MANIFEST
+        tasks = []
+        for i, layer in enumerate(image.layers):
+            stored = (layer.compression != "none" or self.settings.compression == "none"
+                      or layer.media_type in _NONDISTRIBUTABLE)
+            if stored and layer.compression == "zstd" and not oci:
+                stored = False  # schema2 cannot carry zstd: recompress with gzip
+            compression = layer.compression if stored else self.settings.compression
+            if layer.media_type in _NONDISTRIBUTABLE:
+                blob_type = layer.media_type
+            else:
+                blob_type = mt.layer_media_type(oci, compression)
+            task = _Task(i, layer, stored, blob_type)
+            if stored:
+                repos = frozenset()
+                if self.source_ref is not None and self.source_ref.registry == self.dest.registry:
+                    repos = frozenset({self.source_ref.repository})
+                task.known.append(Known(layer.digest, layer.size, blob_type, compression,
+                                        "source", "", repos))
+            tasks.append(task)
+        return tasks, media_type
+
+    def _from_cache(self, tasks: list[_Task]) -> None:
+        if self.cache is None:
+            return
+        found = self.cache.lookup([t.diff_id for t in tasks if t.diff_id])
+        for task in tasks:
+            for blob in found.get(task.diff_id or "", []):
+                repos = frozenset(repo for reg, repo in blob.locations if reg == self.dest.registry)
+                if task.stored:
+                    if blob.digest == task.layer.digest:
+                        source = task.known[0]
+                        task.known[0] = Known(source.digest, source.size, source.media_type,
+                                              source.compression, "cache", blob.settings,
+                                              source.repositories | repos)
+                    continue
+                if blob.compression != self.settings.compression:
+                    continue
+                task.known.append(Known(Digest(blob.digest), blob.size, task.media_type,
+                                        blob.compression, "cache", blob.settings, repos))
+
+    def _from_registry(self, tasks: list[_Task]) -> ImageManifest | None:
+        """Ask the registry about layers whose compressed form is not known to be there."""
+        if not self.profile.registry_lookup:
+            return None
+        repo = self.dest.repository
+        unresolved = {t.diff_id for t in tasks if not t.stored and t.diff_id
+                      and not any(k.repositories for k in t.known)}
+        if not unresolved:
+            return None
+        lookup = RegistryLookup(self.client, self.log)
+        dest_manifest = lookup.destination(repo, self.dest.reference)
+        extra = [_lookup_reference(text, self.dest) for text in self.lookup_refs]
+        lookup.references([(ref.repository, ref.reference) for ref in extra], unresolved)
+        if lookup.missing(unresolved):
+            lookup.other_tags(repo, self.dest.tag, unresolved)
+        for task in tasks:
+            if task.stored or not task.diff_id:
+                continue
+            for known in lookup.candidates(task.diff_id):
+                if known.compression != self.settings.compression:
+                    continue
+                task.known.append(Known(known.digest, known.size, task.media_type,
+                                        known.compression, "registry", "", known.repositories))
+        return dest_manifest
+
+    # per layer ------------------------------------------------------------------------
+    def _ordered(self, task: _Task) -> list[Known]:
+        """Candidates to HEAD in the target repository, most promising first."""
+        repo = self.dest.repository
+        rule = self.profile.check_existing
+        if rule == "never":
+            return []
+        out = []
+        seen = set()
+        for known in sorted(task.known, key=lambda k: (repo not in k.repositories,
+                                                       k.settings != self.settings.key,
+                                                       k.origin != "source")):
+            if rule == "cached" and known.origin != "cache":
+                continue
+            if known.digest in seen:
+                continue
+            seen.add(known.digest)
+            out.append(known)
+        return out[:3]
+
+    def _confirm(self, task: _Task | None, digest: str, size: int, media_type: str,
+                 compression: str, settings: str, repository: str | None = None) -> None:
+        if self.cache is None or task is None or not task.diff_id:
+            return
+        with self._lock:
+            self.confirmed.append(CacheRecord(task.diff_id, str(digest), size, media_type,
+                                              compression, settings, self.dest.registry,
+                                              repository or self.dest.repository))
+
+    def _check(self, task: _Task) -> LayerOutcome | None:
+        for known in self._ordered(task):
+            start = self.log.now()
+            size = self.client.head_blob(self.dest.repository, known.digest)
+            self.log.add(task.name, task.diff_id, "check", start,
+                         outcome="exists" if size is not None else "missing",
+                         detail=f"{known.digest} ({known.origin})")
+            if size is not None:
+                self._confirm(task, known.digest, size, known.media_type, known.compression,
+                              known.settings)
+                return LayerOutcome(str(known.digest), task.diff_id, size, known.media_type,
+                                    "exists", None, known.origin)
+            if known.origin == "cache" and self.cache is not None and \
+                    self.dest.repository in known.repositories:
+                self.cache.forget(known.digest, self.dest.registry, self.dest.repository)
+        return None
+
+    def _mount(self, task: _Task) -> tuple[LayerOutcome | None, Any]:
+        """Try mounts; return (outcome, an upload session the registry opened instead)."""
+        if not self.profile.mount:
+            return None, None
+        session = None
+        tries = 0
+        for known in task.known:
+            for repo in sorted(known.repositories - {self.dest.repository}):
+                if tries >= 3:
+                    return None, session
+                tries += 1
+                if session is not None:
+                    self.sender._cancel(session)
+                start = self.log.now()
+                session = self.client.mount_blob(self.dest.repository, known.digest, repo)
+                self.log.add(task.name, task.diff_id, "mount", start,
+                             outcome="mounted" if session is None else "refused",
+                             detail=f"{known.digest} from {repo}")
+                if session is None:
+                    self._confirm(task, known.digest, known.size, known.media_type,
+                                  known.compression, known.settings)
+                    return LayerOutcome(str(known.digest), task.diff_id, known.size,
+                                        known.media_type, "mounted", repo, known.origin), None
+        return None, session
+
+    def _run_task(self, task: _Task) -> LayerOutcome:
+        layer = task.layer
+        if self.abort.is_set():
+            raise PushAborted(f"{task.name}: stopped, another blob failed")
+        if layer.media_type in _NONDISTRIBUTABLE and layer.urls:
+            return LayerOutcome(task.name, task.diff_id, layer.size, layer.media_type,
+                                "foreign", None, "source")
+        outcome = self._check(task)
+        if outcome is not None:
+            return outcome
+        outcome, session = self._mount(task)
+        if outcome is not None:
+            return outcome
+        if task.stored:
+            return self._upload_stored(task, session)
+        return self._upload_compressed(task, session)
+
+    def _upload_stored(self, task: _Task, session: Any) -> LayerOutcome:
+        layer = task.layer
+        self.progress.expect(layer.size)
+        advance, close = self.progress.blob(task.name, layer.size)
+
+        def make(skip: int) -> StoredStream:
+            return StoredStream(layer.open(verify=False), skip, advance)
+
+        def check(stream: StoredStream) -> None:
+            if stream.digest != layer.digest:
+                raise DigestMismatchError(f"{self.image.reference}: layer {layer.digest}",
+                                          layer.digest, stream.digest)
+
+        try:
+            self.sender.send(task.name, task.diff_id, make, check, session, layer.digest)
+        finally:
+            close()
+        self._confirm(task, layer.digest, layer.size, task.media_type, layer.compression, "")
+        return LayerOutcome(task.name, task.diff_id, layer.size, task.media_type, "pushed",
+                            None, "source")
+
+    def _uncompressed(self, layer: Layer):
+        if layer.compression == "none":
+            return layer.open(verify=False)
+        return layer.open_uncompressed(verify=True)
+
+    def _upload_compressed(self, task: _Task, session: Any) -> LayerOutcome:
+        layer = task.layer
+        size_hint = layer.uncompressed_size or layer.size
+        self.progress.expect(size_hint)
+        advance, close = self.progress.blob(task.name, size_hint)
+        settings = self.settings
+        first = [True]
+
+        def make(skip: int) -> CompressingStream:
+            on_input = advance if first[0] else None
+            first[0] = False
+            return CompressingStream(self._uncompressed(layer), settings, self.pool,
+                                     window=settings.threads + 1, skip=skip, on_input=on_input)
+
+        def check(stream: CompressingStream) -> None:
+            if layer.diff_id is not None and stream.diff_id != layer.diff_id:
+                raise DigestMismatchError(f"{self.image.reference}: layer {layer.digest} (diff_id)",
+                                          layer.diff_id, stream.diff_id)
+            if layer.compression == "none" and stream.size_in != layer.size:
+                raise DigestMismatchError(f"{self.image.reference}: layer {layer.digest} (size)",
+                                          f"{layer.size} bytes", f"{stream.size_in} bytes")
+
+        try:
+            if self.profile.temp_file:
+                path, stream = self.sender.compress_to_file(task.name, task.diff_id, make(0), check)
+                try:
+                    self.sender.send_file(task.name, task.diff_id, path, stream.digest,
+                                          stream.size_out, session)
+                finally:
+                    os.unlink(path)
+            elif self.profile.small_blob_limit and size_hint <= self.profile.small_blob_limit:
+                stream = self._send_small(task, make, check, session)
+            else:
+                stream = self.sender.send(task.name, task.diff_id, make, check, session, None,
+                                          compressing=True)
+        finally:
+            close()
+        self._confirm(task, stream.digest, stream.size_out, task.media_type,
+                      settings.compression, settings.key)
+        return LayerOutcome(str(stream.digest), task.diff_id, stream.size_out, task.media_type,
+                            "pushed", None, "compressed")
+
+    def _send_small(self, task: _Task, make: Any, check: Any, session: Any) -> Any:
+        start = self.log.now()
+        stream = make(0)
+        data = b"".join(stream)
+        check(stream)
+        if session is not None:
+            session.put(stream.digest, data)
+        else:
+            self.client.upload_blob(self.dest.repository, stream.digest, data)
+        self.log.add(task.name, task.diff_id, "upload", start, bytes=len(data),
+                     bytes_in=stream.size_in, outcome="ok", detail="in memory, monolithic")
+        return stream
+
+    # config and manifest --------------------------------------------------------------
+    def _push_config(self, media_type: str) -> LayerOutcome:
+        config = self.image.config
+        descriptor = config_descriptor(self.image, media_type)
+        raw = config.raw
+        actual = digest_bytes(raw)
+        if actual != config.digest:
+            raise DigestMismatchError(f"{self.image.reference}: config", config.digest, actual)
+        name = "config"
+        if self.profile.check_existing == "always":
+            start = self.log.now()
+            size = self.client.head_blob(self.dest.repository, config.digest)
+            self.log.add(name, None, "check", start, outcome="exists" if size is not None
+                         else "missing", detail=str(config.digest))
+            if size is not None:
+                return LayerOutcome(str(config.digest), None, size, descriptor.media_type, "exists")
+        session = None
+        if self.profile.mount and self.source_ref is not None and \
+                self.source_ref.registry == self.dest.registry and \
+                self.source_ref.repository != self.dest.repository:
+            start = self.log.now()
+            session = self.client.mount_blob(self.dest.repository, config.digest,
+                                             self.source_ref.repository)
+            self.log.add(name, None, "mount", start, outcome="mounted" if session is None
+                         else "refused", detail=f"from {self.source_ref.repository}")
+            if session is None:
+                return LayerOutcome(str(config.digest), None, len(raw), descriptor.media_type,
+                                    "mounted", self.source_ref.repository)
+        start = self.log.now()
+        if self.profile.small_blob_limit and session is None:
+            self.client.upload_blob(self.dest.repository, config.digest, raw)
+            self.log.add(name, None, "upload", start, bytes=len(raw), detail="monolithic")
+        else:
+            import io
+
+            def make(skip: int) -> StoredStream:
+                return StoredStream(io.BytesIO(raw), skip)
+
+            self.sender.send(name, None, make, lambda s: None, session, config.digest)
+        return LayerOutcome(str(config.digest), None, len(raw), descriptor.media_type, "pushed")
+
+    def _push_manifest(self, media_type: str, layers: list[Descriptor],
+                       existing: ImageManifest | None) -> tuple[str, str, str]:
+        config = config_descriptor(self.image, media_type)
+        raw = build_manifest(self.image, media_type, config, layers)
+        digest = digest_bytes(raw)
+        repo, reference = self.dest.repository, self.dest.reference
+        start = self.log.now()
+        if self.dest.digest is not None and self.dest.digest != digest:
+            raise PushError(f"cannot push to {self.dest}: the manifest's digest is {digest}")
+        if existing is not None and same_content(existing, media_type, config, layers) \
+                and (self.dest.digest is None or existing.digest == digest):
+            self.log.add("manifest", None, "manifest", start, outcome="exists",
+                         detail=f"{existing.digest} (same blobs)")
+            return str(existing.digest), existing.media_type, "exists"
+        if self.profile.check_existing == "always" and existing is None:
+            head = self.client.head_manifest(repo, reference)
+            if head is not None and head.digest == digest:
+                self.log.add("manifest", None, "manifest", start, outcome="exists",
+                             detail=str(digest))
+                return str(digest), media_type, "exists"
+        returned = self.client.put_manifest(repo, reference, raw, media_type)
+        if returned != digest:
+            raise RegistryProtocolError(f"PUT manifest {self.dest}: registry says {returned}, "
+                                        f"pushed {digest}")
+        self.log.add("manifest", None, "manifest", start, bytes=len(raw), outcome="pushed",
+                     detail=str(digest))
+        return str(digest), media_type, "pushed"
+
+    # the whole push -------------------------------------------------------------------
+    def run(self) -> PushResult:
+        tasks, media_type = self._plan()
+        self._from_cache(tasks)
+        existing = self._from_registry(tasks)
+        threads = self.settings.threads
+        if threads > 1 and any(not t.stored for t in tasks):
+            self.pool = ThreadPoolExecutor(threads, thread_name_prefix="layerlab-compress")
+        try:
+            outcomes = self._run_layers(tasks)
+            config = self._push_config(media_type)
+            descriptors = []
+            for task, outcome in zip(tasks, outcomes):
+                layer = task.layer
+                descriptors.append(Descriptor(outcome.media_type, Digest(outcome.digest),
+                                              outcome.size, annotations=layer.annotations,
+                                              urls=layer.urls))
+            digest, final_type, manifest_outcome = self._push_manifest(media_type, descriptors,
+                                                                       existing)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+            self.progress.close()
+            if self.cache is not None and self.confirmed:
+                self.cache.record(self.confirmed)
+                self.warnings.extend(self.cache.warnings)
+        return PushResult(
+            source=self.image.reference, destination=str(self.dest), manifest_digest=digest,
+            media_type=final_type, profile=self.profile.name, layers=tuple(outcomes),
+            config=config, manifest_outcome=manifest_outcome, events=tuple(self.log.events),
+            wall_seconds=self.log.now(), requests=getattr(self.client, "request_count", 0) - self._requests0,
+            started_at=self.log.wall0, warnings=tuple(dict.fromkeys(self.warnings)),
+            settings={"profile": self.profile.to_json(), "compression": self.settings.key})
+
+    def _run_layers(self, tasks: list[_Task]) -> list[LayerOutcome]:
+        workers = max(1, min(self.profile.workers, len(tasks) or 1))
+        order = sorted(tasks, key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))
+        results: dict[int, LayerOutcome] = {}
+        if workers == 1:
+            for task in order:
+                results[task.index] = self._run_task(task)
+            return [results[t.index] for t in tasks]
+        with ThreadPoolExecutor(workers, thread_name_prefix="layerlab-push") as pool:
+            futures: dict[Future, _Task] = {pool.submit(self._run_task, t): t for t in order}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failure = next((f.exception() for f in done if f.exception() is not None), None)
+            if failure is not None:
+                self.abort.set()
+                for f in pending:
+                    f.cancel()
+                wait(pending)
+                # keep what other workers confirmed before they stopped
+                raise failure
+            for f, task in futures.items():
+                results[task.index] = f.result()
+        return [results[t.index] for t in tasks]
+
+
+def _lookup_reference(text: str, dest: RegistryReference) -> RegistryReference:
+    """A ``--lookup`` entry: ``repo:tag`` in the destination registry, or a full ref."""
+    from ..reference import parse_registry_reference
+
+    if "/" in text and ("." in text.split("/")[0] or ":" in text.split("/")[0]
+                        or text.startswith("localhost/")):
+        ref = parse_registry_reference(text)
+    else:
+        ref = parse_registry_reference(f"{dest.registry}/{text}")
+    if ref.registry != dest.registry:
+        raise PushError(f"--lookup {text}: not in the destination registry {dest.registry}")
+    return ref

@@ -1,0 +1,252 @@
+"""``calibrate()``: measure this machine and its local registry for the model.
+
+What is measured (medians of a few repetitions, small samples with ``quick=True`` so it
+takes a few seconds):
+
+* compression throughput (bytes of input per second, one thread) and ratio for each key
+  (``"isal-1"``, ``"zlib-6"``, ``"zstd-3"``...), on generated content mixed like a
+  typical image (a third source-like text, half binary-like, the rest incompressible),
+  through the pusher's own block compressor when it is importable;
+* sha256 throughput; temporary-file write+read throughput;
+* with ``registry=True``, :class:`~layerlab.registry.LocalRegistry` on loopback, through
+  the registry client the pusher uses: the time of a request (a HEAD of a missing
+  blob: client and registry together, booked as ``registry_request_overhead``), the
+  extra of a storage lookup with the blob-descriptor cache off and on, the body ingest
+  rate (a streamed PATCH), the commit's cost per byte, and the re-read rate of
+  ``verify="reread"``.
+
+The result is a :class:`MachineProfile`, saved (by default) to
+:func:`~layerlab.simulate.machine.default_machine_path` for ``machine="saved"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .machine import DEFAULT_MACHINE, MachineProfile
+
+__all__ = ["calibrate", "typical_content", "DEFAULT_KEYS", "QUICK_KEYS"]
+
+DEFAULT_KEYS = ("isal-1", "isal-2", "isal-3", "zlib-1", "zlib-6", "zlib-9", "zstd-3")
+QUICK_KEYS = ("isal-1", "zlib-6", "zstd-3")  # the profiles' own settings
+
+
+def typical_content(size: int, seed: str = "layerlab-calibrate") -> bytes:
+    """``size`` deterministic bytes mixed like image content: about 33 % source-like
+    text, 54 % binary-like, 13 % incompressible, in 64 KiB pieces."""
+    rng = random.Random(seed)
+    words = ("def return self import value layer image digest registry blob push data "
+             "buffer stream error status request config cache json tar gzip = ( ) : , . "
+             "0 1 16 256 4096").split()
+    out = bytearray()
+    piece = 64 * 1024
+    while len(out) < size:
+        kind = rng.random()
+        if kind < 0.33:
+            text = []
+            n = 0
+            while n < piece:
+                line = "    " * rng.randrange(3) + " ".join(rng.choices(words, k=rng.randrange(3, 12))) + "\n"
+                text.append(line)
+                n += len(line)
+            out += "".join(text).encode()[:piece]
+        elif kind < 0.87:
+            block = bytearray()
+            while len(block) < piece:
+                if rng.random() < 0.5:
+                    block += rng.randbytes(256)
+                else:
+                    base = rng.randrange(1 << 24)
+                    block += b"".join((base + 8 * i).to_bytes(8, "little") for i in range(32))
+            out += block[:piece]
+        else:
+            out += rng.randbytes(piece)
+    return bytes(out[:size])
+
+
+def _median_time(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _compressor(key: str) -> Callable[[bytes], int]:
+    """A function compressing bytes as the pusher would, returning the output size."""
+    engine, _, level_text = key.rpartition("-")
+    level = int(level_text)
+    try:
+        import io
+
+        from ..push.compress import CompressingStream, CompressionSettings
+
+        if engine == "zstd":
+            settings = CompressionSettings("zstd", "zstandard", level)
+        else:
+            settings = CompressionSettings("gzip", engine, level)
+
+        def run(data: bytes) -> int:
+            return sum(len(c) for c in CompressingStream(io.BytesIO(data), settings))
+        return run
+    except (ImportError, ValueError):
+        from .inputs import measure_ratio
+
+        return lambda data: int(len(data) / measure_ratio(data, key))
+
+
+def measure_compression(keys: Sequence[str], data: bytes, repeat: int
+                        ) -> tuple[dict[str, float], dict[str, float]]:
+    """(rate per key in bytes/s, ratio per key) on ``data``."""
+    rates, ratios = {}, {}
+    for key in keys:
+        fn = _compressor(key)
+        out = fn(data)
+        seconds = _median_time(lambda: fn(data), repeat)
+        rates[key] = len(data) / seconds
+        ratios[key] = len(data) / max(1, out)
+    return rates, ratios
+
+
+def measure_sha256(data: bytes, repeat: int) -> float:
+    """sha256 bytes/s (the pusher's per-chunk update pattern: 1 MiB pieces)."""
+    def run() -> None:
+        h = hashlib.sha256()
+        view = memoryview(data)
+        for i in range(0, len(data), 1 << 20):
+            h.update(view[i:i + (1 << 20)])
+        h.hexdigest()
+    return len(data) / _median_time(run, repeat)
+
+
+def measure_disk(data: bytes, repeat: int, directory: str | None = None) -> float:
+    """Temporary-file write then read, bytes/s of the file size (both passes counted as
+    the model counts them: once for the write, once for the read)."""
+    fd, path = tempfile.mkstemp(prefix="layerlab-calibrate-", dir=directory)
+    os.close(fd)
+
+    def run() -> None:
+        with open(path, "wb") as f:
+            f.write(data)
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    try:
+        seconds = _median_time(run, repeat)
+    finally:
+        os.unlink(path)
+    return 2 * len(data) / seconds
+
+
+def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
+    """Seconds of one write transaction of the pusher's digest cache (a ``forget``)."""
+    from ..push.cache import CacheRecord, DigestCache
+
+    with tempfile.TemporaryDirectory(prefix="layerlab-calibrate-", dir=directory) as tmp:
+        cache = DigestCache(tmp)
+        records = [CacheRecord(f"sha256:{i:064x}", f"sha256:{i + 1000:064x}", 10,
+                               "application/octet-stream", "gzip", "", "calibrate", "repo")
+                   for i in range(repeat + 1)]
+        cache.record(records)
+        times = []
+        for record in records[:repeat]:
+            t0 = time.perf_counter()
+            cache.forget(record.digest, "calibrate", "repo")
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
+    """Per-request time, lookup costs, ingest, commit and re-read rates of the local
+    registry on loopback (see the module docstring)."""
+    from ..digest import digest_bytes
+    from ..registry import LocalRegistry
+    from ..sources.remote import RegistryClient
+
+    repo = "calibrate/blob"
+    out: dict[str, float] = {}
+    with LocalRegistry() as registry, RegistryClient(registry.host) as client:
+        missing = "sha256:" + "0" * 64
+        client.head_blob(repo, missing)  # warm the connection
+        count = 10 * repeat
+        per_request = _median_time(lambda: client.head_blob(repo, missing), count)
+        out["registry_request_overhead"] = per_request
+        small = b"calibrate"
+        client.upload_blob(repo, digest_bytes(small), small)
+        for cache, field in ((False, "registry_lookup_cost"), (True, "registry_cached_lookup_cost")):
+            registry.cache = cache
+            client.head_blob(repo, digest_bytes(small))
+            t = _median_time(lambda: client.head_blob(repo, digest_bytes(small)), count)
+            out[field] = max(0.0, t - per_request)
+        registry.cache = True
+        ingest, commit, reread = [], [], []
+        for attempt in range(repeat):
+            for verify in ("stream", "reread"):
+                registry.verify = verify
+                data = random.Random(f"registry-{verify}-{attempt}").randbytes(blob_size)
+                digest = digest_bytes(data)
+                upload = client.start_upload(repo)
+                chunks = (data[i:i + (1 << 20)] for i in range(0, len(data), 1 << 20))
+                t0 = time.perf_counter()
+                upload.patch(chunks)
+                t1 = time.perf_counter()
+                upload.put(digest)
+                t2 = time.perf_counter()
+                if verify == "stream":
+                    ingest.append(blob_size / max(1e-9, t1 - t0 - per_request))
+                    commit.append(max(1e-9, t2 - t1 - per_request))
+                else:
+                    reread.append(max(1e-9, t2 - t1 - per_request))
+        commit_s = statistics.median(commit)
+        out["registry_ingest_rate"] = statistics.median(ingest)
+        # a commit that costs (almost) nothing per byte is a rename: keep it free
+        out["registry_commit_rate"] = (blob_size / commit_s if commit_s > 0.002 else float("inf"))
+        extra = statistics.median(reread) - commit_s
+        out["registry_reread_rate"] = blob_size / extra if extra > 0.002 else float("inf")
+    return out
+
+
+def calibrate(quick: bool = True, registry: bool = True, keys: Sequence[str] | None = None,
+              save: bool | str | os.PathLike[str] = True) -> MachineProfile:
+    """Measure this machine; return (and by default save) its :class:`MachineProfile`.
+
+    ``quick`` uses small samples and only the profiles' compression settings (a few
+    seconds in all); ``keys`` chooses the compression settings to measure (others keep
+    the shipped figures); ``registry`` also measures the local registry (needs
+    :mod:`layerlab.registry`); ``save`` is True (the default path), False, or a path.
+    """
+    keys = tuple(keys) if keys is not None else (QUICK_KEYS if quick else DEFAULT_KEYS)
+    sample = typical_content((1 if quick else 16) << 20)
+    repeat = 2 if quick else 5
+    rates, ratios = measure_compression(keys, sample, repeat)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    values: dict[str, object] = {
+        "cores": cores,
+        "compress_rate": {**DEFAULT_MACHINE.compress_rate, **rates},
+        "ratio": {**DEFAULT_MACHINE.ratio, **ratios},
+        "sha256_rate": measure_sha256(sample * (2 if quick else 4), repeat),
+        "disk_rate": measure_disk(sample * (4 if quick else 8), repeat),
+        "client_request_overhead": 0.0,
+        "source": f"calibrated {time.strftime('%Y-%m-%d %H:%M:%S')} ({'quick' if quick else 'full'})",
+    }
+    try:
+        values["client_cache_write"] = measure_cache_write(5 if quick else 11)
+    except ImportError:
+        pass
+    if registry:
+        values.update(measure_registry((4 if quick else 32) << 20, 3 if quick else 7))
+    profile = DEFAULT_MACHINE.with_options(**values)
+    if save:
+        profile.save(None if save is True else Path(save))
+    return profile

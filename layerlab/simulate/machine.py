@@ -1,0 +1,190 @@
+"""The machine profile: how fast this computer (and its local registry) does each step.
+
+A :class:`MachineProfile` is what :func:`layerlab.simulate.calibrate` measures and what the
+model reads for every rate it does not get from its other inputs. :data:`DEFAULT_MACHINE`
+ships the figures of ``ANCHORS.md`` (a typical 2-core machine) so the simulator works
+without calibrating. Profiles are saved as JSON, by default under
+``${XDG_CACHE_HOME:-~/.cache}/layerlab/machine.json``.
+
+Compression keys are ``"<engine>-<level>"`` (``"isal-1"``, ``"zlib-6"``, ``"zstd-3"``).
+Rates are bytes per second of *input* on one core; ratios are uncompressed / compressed
+for typical image content (a third source-like text, half binaries, the rest already
+compressed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+__all__ = ["MachineProfile", "DEFAULT_MACHINE", "REFERENCE_KEY", "default_machine_path",
+           "compression_key", "load_machine"]
+
+MB = 1_000_000
+REFERENCE_KEY = "zlib-6"
+"""The compression a :class:`~layerlab.simulate.LayerSpec`'s ``compressibility`` refers to."""
+
+
+def compression_key(compression: str, engine: str, level: int) -> str:
+    """The key of a compression setting: ``("gzip", "isal", 1)`` -> ``"isal-1"``;
+    ``("zstd", ..., 3)`` -> ``"zstd-3"``."""
+    if compression == "zstd":
+        return f"zstd-{level}"
+    return f"{engine}-{level}"
+
+
+def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """Measured (or assumed) speeds of a client machine and its local registry.
+
+    * ``cores``: CPU cores the client may use;
+    * ``compress_rate``: key -> bytes/s of input per core; ``ratio``: key -> typical ratio;
+    * ``sha256_rate``: bytes/s per core;
+    * ``client_request_overhead``: client CPU/latency per HTTP request, seconds;
+    * ``client_push_overhead``: the client's fixed cost per push (planning, opening and
+      writing its digest cache), seconds;
+    * ``client_cache_write``: one write transaction of the client's digest cache (a
+      stale entry forgotten after a HEAD found nothing), seconds; they run one at a time;
+    * ``registry_request_overhead``: the local registry's fixed time per request, seconds;
+    * ``registry_lookup_cost``: the local registry's storage lookup (a blob stat) without
+      its descriptor cache; ``registry_cached_lookup_cost`` with it;
+    * ``registry_ingest_rate``: bytes/s one registry request takes a body at (receive,
+      hash, write), using one core of this machine when colocated;
+    * ``registry_reread_rate``: bytes/s of the re-read a ``reread`` verify does;
+    * ``registry_commit_rate``: bytes/s of the commit itself (flushing the blob to disk
+      and moving it into place); ``inf`` when it costs nothing per byte;
+    * ``registry_cores``: cores the registry can use at once (1 for a Python registry);
+    * ``disk_rate``: bytes/s of local temporary-file writes and reads.
+    """
+
+    cores: int = 2
+    compress_rate: Mapping[str, float] = field(default_factory=dict)
+    ratio: Mapping[str, float] = field(default_factory=dict)
+    sha256_rate: float = 2028 * MB
+    client_request_overhead: float = 0.0005
+    client_push_overhead: float = 0.005
+    client_cache_write: float = 0.005
+    registry_request_overhead: float = 0.001
+    registry_lookup_cost: float = 0.0002
+    registry_cached_lookup_cost: float = 0.0001
+    registry_ingest_rate: float = 325 * MB
+    registry_reread_rate: float = 1500 * MB
+    registry_commit_rate: float = float("inf")
+    registry_cores: int = 1
+    disk_rate: float = 1000 * MB
+    source: str = "defaults (ANCHORS.md)"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compress_rate", _frozen(self.compress_rate))
+        object.__setattr__(self, "ratio", _frozen(self.ratio))
+        if self.cores < 1:
+            raise ValueError("a machine has at least one core")
+
+    # -- lookups -----------------------------------------------------------------------
+    def _nearest(self, table: Mapping[str, float], key: str) -> float:
+        if key in table:
+            return table[key]
+        engine, _, level = key.rpartition("-")
+        same = [(abs(int(k.rpartition("-")[2]) - int(level)), k) for k in table
+                if k.rpartition("-")[0] == engine]
+        if same:
+            return table[min(same)[1]]
+        raise KeyError(f"no figure for compression {key!r} in the machine profile "
+                       f"(known: {', '.join(sorted(table))})")
+
+    def compress_speed(self, key: str) -> float:
+        """Bytes of input per second on one core for compression ``key`` (the nearest
+        known level of the same engine when the exact level was not measured)."""
+        return self._nearest(self.compress_rate, key)
+
+    def typical_ratio(self, key: str) -> float:
+        """The typical ratio of compression ``key`` (nearest level, as above)."""
+        return self._nearest(self.ratio, key)
+
+    def with_options(self, **changes: Any) -> "MachineProfile":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    # -- persistence -------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["compress_rate"] = dict(self.compress_rate)
+        data["ratio"] = dict(self.ratio)
+        return {k: (None if isinstance(v, float) and v == float("inf") else v)
+                for k, v in data.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "MachineProfile":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        for key, value in list(values.items()):  # infinite rates are saved as null
+            if value is None and key.endswith("_rate"):
+                values[key] = float("inf")
+        return cls(**values)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the profile as JSON (default :func:`default_machine_path`); return the path."""
+        target = Path(path) if path is not None else default_machine_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        tmp.replace(target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> "MachineProfile":
+        """Read a profile saved by :meth:`save`."""
+        target = Path(path) if path is not None else default_machine_path()
+        return cls.from_json(json.loads(target.read_text()))
+
+
+def default_machine_path() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/layerlab/machine.json``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "layerlab" / "machine.json"
+
+
+DEFAULT_MACHINE = MachineProfile(
+    cores=2,
+    compress_rate={
+        "isal-0": 700 * MB, "isal-1": 644 * MB, "isal-2": 586 * MB, "isal-3": 434 * MB,
+        "zlib-1": 94 * MB, "zlib-6": 29 * MB, "zlib-9": 11 * MB,
+        "zlib-ng-1": 280 * MB, "zlib-ng-6": 86 * MB,
+        "zstd-3": 325 * MB,
+    },
+    ratio={
+        "isal-0": 2.10, "isal-1": 2.29, "isal-2": 2.30, "isal-3": 2.32,
+        "zlib-1": 2.29, "zlib-6": 2.41, "zlib-9": 2.42,
+        "zlib-ng-1": 1.86, "zlib-ng-6": 2.43,
+        "zstd-3": 2.59,
+    },
+)
+"""The figures of ANCHORS.md: a typical 2-core machine, Distribution-like registry."""
+
+
+def load_machine(machine: "MachineProfile | str | os.PathLike[str] | None" = None) -> MachineProfile:
+    """The profile to use: as given; ``None`` -> :data:`DEFAULT_MACHINE` (so a simulation
+    depends on its arguments only); ``"saved"`` -> the calibrated profile saved at
+    :func:`default_machine_path` if there is one, else the defaults; any other string or
+    path -> the profile saved there."""
+    if isinstance(machine, MachineProfile):
+        return machine
+    if machine is None:
+        return DEFAULT_MACHINE
+    if machine == "saved":
+        path = default_machine_path()
+        if not path.is_file():
+            return DEFAULT_MACHINE
+        try:
+            return MachineProfile.load(path)
+        except (OSError, ValueError, TypeError):
+            return DEFAULT_MACHINE
+    return MachineProfile.load(machine)

@@ -1,0 +1,261 @@
+"""The push-cost model: a push turned into steps on shared resources, then run.
+
+The flow follows the seed post and layerlab's pusher (:mod:`layerlab.push.pusher`),
+decided by the same :class:`~layerlab.push.PushProfile` fields:
+
+0. **lookup** - with ``registry_lookup``, when some layer's compressed digest is not
+   known from the cache: read the destination tag's manifest and config, then the
+   repository's tag list and another tag (2 to 4 requests, in sequence);
+1. layers go ``workers`` at a time, largest first;
+2. **check** - a HEAD in the target repository when the profile checks and a candidate
+   digest is known (``always``: from the source, the cache or the lookup; ``cached``:
+   from the cache only); ``exists`` ends the layer;
+3. **mount** - with ``mount``, when the cache knows another repository holding the blob;
+   a refused mount leaves an upload session (no POST needed later);
+4. **compress** - with ``temp_file``, compress and hash into a temporary file first
+   (a ``monolithic`` upload that compresses on the fly pre-computes the digest the same
+   way, without the file);
+5. **upload** - POST, then the body: streamed (compression, hashing, network and the
+   registry's ingest pipelined, at the pace of the slowest), or read from the temp file;
+   a proxy that buffers request bodies receives the whole body, then forwards it.
+   Layers up to ``small_blob_limit`` are compressed in memory and sent in one request;
+6. **commit** - the final PUT: the registry verifies the digest (free with streaming
+   hashing; a re-read with ``verify="reread"``) and moves the blob into storage (for a
+   monolithic PUT this is the end of the upload request);
+7. **manifest** - the config blob (HEAD with ``always``, then uploaded if missing), then
+   the manifest (HEAD with ``always``; PUT unless it is there already).
+
+Resources (shared as in :mod:`.engine`): ``cpu`` (client cores), ``compress_pool`` (the
+pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores; when
+``colocated`` its work takes client ``cpu`` too), ``disk`` (temp files), ``proxy_disk``,
+``backend`` (the registry's storage moves). Every request first waits ``rtt +
+client_request_overhead + request_overhead + lookups * lookup_cost``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterator
+
+from .engine import INF, Component, Parallel, Step, run
+from .plan import LayerPlan, Scenario, lookup_requests, plan_layers
+
+__all__ = ["run_scenario"]
+
+
+# -- the process ------------------------------------------------------------------------
+class _Costs:
+    """Per-request delays and per-byte work, from the scenario's figures."""
+
+    def __init__(self, sc: Scenario) -> None:
+        m, r = sc.machine, sc.registry
+        self.sc = sc
+        self.overhead = r.request_overhead if r.request_overhead is not None else m.registry_request_overhead
+        if r.cache:
+            self.lookup = (r.cached_lookup_cost if r.cached_lookup_cost is not None
+                           else m.registry_cached_lookup_cost)
+        else:
+            self.lookup = r.lookup_cost if r.lookup_cost is not None else m.registry_lookup_cost
+        self.ingest = r.ingest_rate if r.ingest_rate is not None else m.registry_ingest_rate
+        self.reread = r.reread_rate if r.reread_rate is not None else m.registry_reread_rate
+        self.registry_resources = ("registry", "cpu") if r.colocated else ("registry",)
+
+    def request(self, lookups: float = 0) -> float:
+        """Seconds a request waits before its body moves (or its answer comes)."""
+        return (self.sc.network.rtt + self.sc.machine.client_request_overhead
+                + self.overhead + lookups * self.lookup)
+
+    def registry_ingest(self, nbytes: int) -> Component:
+        """The registry receiving, hashing and writing ``nbytes`` (one core per request)."""
+        return Component(self.registry_resources, nbytes / self.ingest, 1.0)
+
+    def network(self, nbytes: int) -> Component:
+        limit = self.sc.network.per_connection
+        bandwidth = self.sc.network.bandwidth
+        if self.sc.registry.serial_throttle and bandwidth < INF:
+            limit = min(limit, 1.0 / (1.0 / bandwidth + 1.0 / self.ingest))
+        return Component(("net",), float(nbytes), limit)
+
+    def compression(self, plan: LayerPlan) -> tuple[Component, ...]:
+        """Client CPU to compress and hash a layer: blocks on the compression threads (a
+        pool shared by all layers when there are several threads), both hashes on the
+        layer's own thread."""
+        m, sc = self.sc.machine, self.sc
+        size_in, size_out = plan.bytes_in, plan.bytes_out
+        hashing = (size_in + size_out) / m.sha256_rate
+        if not plan.compress:
+            return (Component(("cpu",), size_out / m.sha256_rate, 1.0),) if size_out else ()
+        compress = size_in / m.compress_speed(sc.compression_key)
+        if sc.threads <= 1:
+            return (Component(("cpu",), compress + hashing, 1.0),)
+        return (Component(("cpu", "compress_pool"), compress, float(sc.threads)),
+                Component(("cpu",), hashing, 1.0))
+
+
+def _body(costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
+          bytes_in: int, detail: str, requests: int = 1) -> Iterator[Step]:
+    """One request carrying ``nbytes`` to the registry (through the proxy, if any): the
+    request's delay, then the body; a buffering proxy receives it all, then forwards it."""
+    reg = costs.sc.registry
+    net = costs.network(nbytes)
+    delay = costs.request()
+    if reg.proxy_buffer is None:
+        yield Step("upload", name, client + (net, costs.registry_ingest(nbytes)), delay=delay,
+                   bytes=nbytes, bytes_in=bytes_in, requests=requests, detail=detail)
+        return
+    to_disk = nbytes > reg.proxy_buffer
+    receive = client + (net,)
+    if to_disk:
+        receive += (Component(("proxy_disk",), float(nbytes)),)
+    yield Step("upload", name, receive, delay=delay, bytes=nbytes, bytes_in=bytes_in,
+               requests=requests, detail=detail)
+    forward = (Component(("proxy_disk",) if to_disk else ("proxy_memory",), float(nbytes)),
+               costs.registry_ingest(nbytes))
+    yield Step("upload", name, forward,
+               detail="proxy forwards from disk" if to_disk else "proxy forwards")
+
+
+def _commit_work(sc: Scenario, costs: _Costs, nbytes: int) -> tuple[Component, ...]:
+    work: list[Component] = []
+    if sc.registry.verify == "reread":
+        work.append(Component(costs.registry_resources, nbytes / costs.reread, 1.0))
+    if sc.registry.move_rate is not None or sc.machine.registry_commit_rate < INF:
+        work.append(Component(("backend",), float(nbytes)))
+    return tuple(work)
+
+
+def _send(sc: Scenario, costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
+          bytes_in: int, session: bool) -> Iterator[Step]:
+    """Upload a blob following the profile's ``upload`` mode (``session``: an upload
+    session is open already, from a refused mount)."""
+    p = sc.profile
+    if not session:
+        yield Step("upload", name, delay=costs.request(), requests=1, detail="POST")
+    if p.upload == "monolithic":  # one PUT ?digest= carrying the body; commit inside it
+        yield from _body(costs, name, nbytes, client, bytes_in, "PUT")
+        yield Step("upload", name, _commit_work(sc, costs, nbytes), delay=costs.lookup,
+                   detail="commit")
+        return
+    if p.upload == "chunked" and nbytes > p.chunk_size > 0:
+        sent = 0
+        while sent < nbytes:
+            part = min(p.chunk_size, nbytes - sent)
+            share = part / nbytes
+            part_client = tuple(Component(c.resources, c.amount * share, c.limit) for c in client)
+            yield from _body(costs, name, part, part_client, int(round(bytes_in * share)),
+                             "PATCH")
+            sent += part
+    else:
+        yield from _body(costs, name, nbytes, client, bytes_in, "PATCH")
+    yield Step("commit", name, _commit_work(sc, costs, nbytes),
+               delay=costs.request(lookups=1), requests=1, detail="PUT")
+
+
+def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator[Step]:
+    p = sc.profile
+    size_in, size_out = plan.bytes_in, plan.bytes_out
+    cpu = costs.compression(plan)
+    session = plan.mount_from is not None  # a refused mount opened a session
+    if plan.compress and p.temp_file:
+        yield Step("compress", name, cpu + (Component(("disk",), float(size_out)),),
+                   bytes=size_out, bytes_in=size_in, detail="to a temporary file")
+        yield from _send(sc, costs, name, size_out, (Component(("disk",), float(size_out)),),
+                         0, session)
+        return
+    if plan.small:  # compressed in memory, then one request with the body
+        yield Step("upload", name, cpu, bytes_in=size_in, detail="in memory")
+        yield from _body(costs, name, size_out, (), 0, "monolithic")
+        yield Step("upload", name, _commit_work(sc, costs, size_out), delay=costs.lookup,
+                   detail="commit")
+        return
+    if plan.compress and p.upload == "monolithic":  # the digest must precede the body
+        yield Step("compress", name, cpu, bytes=size_out, bytes_in=size_in,
+                   detail="digest pre-computed")
+    yield from _send(sc, costs, name, size_out, cpu, size_in if plan.compress else 0, session)
+
+
+def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
+    name = sc.layers[plan.index].name
+    if plan.check:
+        yield Step("check", name, delay=costs.request(lookups=1), requests=1,
+                   outcome="exists" if plan.exists else "missing")
+        if plan.exists:
+            return
+        if plan.stale:  # the digest cache forgets the location (one writer at a time)
+            yield Step("check", name, (Component(("cache_db",), sc.machine.client_cache_write),),
+                       detail="stale cache entry forgotten")
+    if plan.mount_from is not None:
+        yield Step("mount", name, delay=costs.request(lookups=2), requests=1,
+                   outcome="mounted" if plan.mounted else "refused")
+        if plan.mounted:
+            return
+    yield from _upload(sc, costs, plan, name)
+
+
+def _worker(sc: Scenario, costs: _Costs, queue: deque[LayerPlan]) -> Iterator[Step]:
+    while queue:
+        yield from _layer(sc, costs, queue.popleft())
+
+
+def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
+    """The config blob, then the manifest."""
+    p = sc.profile
+    always = p.check_existing == "always"
+    present = sc.config_present
+    if always:
+        yield Step("check", "config", delay=costs.request(lookups=1), requests=1,
+                   outcome="exists" if present else "missing")
+    if not (always and present):
+        nbytes = sc.config_size
+        if getattr(p, "small_blob_limit", 0):
+            yield from _body(costs, "config", nbytes, (), 0, "monolithic")
+            yield Step("upload", "config", delay=costs.lookup, detail="commit")
+        else:
+            yield from _send(sc, costs, "config", nbytes, (), 0, False)
+    if always and present and looked_up:
+        yield Step("manifest", "manifest", outcome="exists", detail="same blobs")
+        return
+    if always:
+        yield Step("manifest", "manifest", delay=costs.request(lookups=1), requests=1,
+                   outcome="exists" if present else "missing", detail="HEAD")
+        if present:
+            return
+    yield Step("manifest", "manifest", (costs.network(sc.manifest_size),),
+               delay=costs.request(lookups=len(sc.layers) + 1), bytes=sc.manifest_size,
+               requests=1, outcome="pushed")
+
+
+def run_scenario(sc: Scenario):
+    """Run one scenario through the engine; return ``(records, plans)``."""
+    plans = plan_layers(sc)
+    costs = _Costs(sc)
+    order = sorted(plans, key=lambda pl: (-sc.layers[pl.index].uncompressed_size, pl.index))
+    queue = deque(order)
+    lookups = lookup_requests(sc)
+
+    def main() -> Iterator[Any]:
+        for k in range(lookups):
+            yield Step("lookup", "lookup", delay=costs.request(), requests=1,
+                       detail=f"request {k + 1} of {lookups}")
+        workers = min(sc.workers, len(plans)) or 1
+        yield Parallel(tuple(_worker(sc, costs, queue) for _ in range(workers)))
+        yield from _finish(sc, costs, lookups > 0)
+        if m.client_push_overhead:
+            yield Step("manifest", "manifest", delay=m.client_push_overhead,
+                       detail="client bookkeeping (start-up, digest cache)")
+
+    m, n, r = sc.machine, sc.network, sc.registry
+    capacity = {
+        "cpu": float(m.cores),
+        "cache_db": 1.0,
+        "compress_pool": float(sc.threads),
+        "net": n.bandwidth,
+        "registry": float(r.cores if r.cores is not None else m.registry_cores),
+        "disk": m.disk_rate,
+        "proxy_disk": r.proxy_disk_rate,
+        "proxy_memory": r.proxy_memory_rate,
+        "backend": r.move_rate if r.move_rate is not None else m.registry_commit_rate,
+    }
+    return run(main(), capacity), plans
+
+

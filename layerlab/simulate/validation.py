@@ -1,0 +1,317 @@
+"""``validate()``: push for real, predict, compare.
+
+Each case pushes an image with the real pusher to a fresh
+:class:`~layerlab.registry.LocalRegistry` (its ``bandwidth`` and ``latency`` knobs
+emulating a WAN, its blob-descriptor ``cache`` on or off) and simulates the same push
+with the same profile, image, registry state and knobs; the result lists predicted and
+measured seconds per case with the relative error.
+
+What the registry holds before the measured push (``present``):
+
+* ``none`` - an empty registry, a fresh client digest cache;
+* ``all`` - the image was pushed before by the same client: a re-push;
+* ``some`` - the image was pushed before, then its manifest, config and the upper half
+  of its layers were deleted from the repository (the client's cache still names them,
+  so it asks and finds them missing).
+
+Set-up pushes run unthrottled; the knobs are set just before the measured push.
+Before the cases, the machine is calibrated (quick), with compression speeds measured
+on samples of the images' own layers.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..push.profiles import PushProfile, get_profile
+from ..units import parse_duration, parse_rate
+from .inputs import LayerSpec, Network, RegistrySettings, _sample, layers_from_image
+from .machine import MachineProfile, compression_key, load_machine
+
+__all__ = ["Case", "ValidationResult", "validate", "grid", "validation_profile"]
+
+REPOSITORY = "validate/app"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_images" / "docker-archive"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One validation scenario."""
+
+    image: str  # a key of the images mapping
+    profile: str  # "serial", "parallel", or a profile name
+    present: str = "none"  # none | some | all
+    cache: bool = True
+    bandwidth: str = "50 MB/s"
+    latency: str = "10 ms"
+
+    @property
+    def name(self) -> str:
+        return (f"{self.image}/{self.profile}/{self.present}/"
+                f"cache-{'on' if self.cache else 'off'}/{self.bandwidth}/{self.latency}")
+
+
+def validation_profile(name: str) -> PushProfile:
+    """``serial``: the fast profile one layer at a time; ``parallel``: the fast profile;
+    any other name: that profile."""
+    if name == "serial":
+        return get_profile("fast").with_options(name="serial", concurrency=1)
+    if name == "parallel":
+        return get_profile("fast").with_options(name="parallel")
+    return get_profile(name)
+
+
+def grid(images: Sequence[str] = ("14", "24"), profiles: Sequence[str] = ("serial", "parallel"),
+         present: Sequence[str] = ("none", "some", "all"), cache: Sequence[bool] = (True, False),
+         bandwidth: Sequence[str] = ("50 MB/s", "200 MB/s"),
+         latency: Sequence[str] = ("10 ms",)) -> list[Case]:
+    """Every combination, as :class:`Case` values (the benchmark's full grid by default)."""
+    return [Case(i, p, s, c, b, lat) for i in images for p in profiles for s in present
+            for c in cache for b in bandwidth for lat in latency]
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Predicted vs measured seconds per case (``error`` = predicted / measured - 1)."""
+
+    rows: tuple[Mapping[str, Any], ...]
+    machine: MachineProfile = field(compare=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def errors(self) -> list[float]:
+        return [abs(r["error"]) for r in self.rows]
+
+    @property
+    def median_abs_error(self) -> float:
+        return statistics.median(self.errors) if self.rows else 0.0
+
+    @property
+    def worst_abs_error(self) -> float:
+        return max(self.errors) if self.rows else 0.0
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([dict(r) for r in self.rows])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"median_abs_error": self.median_abs_error,
+                "worst_abs_error": self.worst_abs_error, "cases": [dict(r) for r in self.rows],
+                "machine": self.machine.to_json() if self.machine else None}
+
+    def plot(self):
+        """Predicted against measured seconds, one point per case, with the y = x line."""
+        import plotly.express as px
+
+        frame = self.to_frame()
+        fig = px.scatter(frame, x="measured", y="predicted", color="present", symbol="profile",
+                         hover_name="case", title=f"simulated vs measured pushes: median error "
+                                                  f"{self.median_abs_error:.1%}, worst "
+                                                  f"{self.worst_abs_error:.1%}")
+        top = float(max(frame["measured"].max(), frame["predicted"].max())) * 1.05
+        fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, line={"dash": "dot"})
+        fig.update_xaxes(title="measured s", rangemode="tozero")
+        fig.update_yaxes(title="predicted s", rangemode="tozero")
+        return fig
+
+    def __repr__(self) -> str:
+        return (f"<ValidationResult {len(self.rows)} cases, median |error| "
+                f"{self.median_abs_error:.1%}, worst {self.worst_abs_error:.1%}>")
+
+    def _repr_html_(self) -> str:
+        head = (f"<b>validation</b>: {len(self.rows)} cases, median |error| "
+                f"{html.escape(f'{self.median_abs_error:.1%}')}, worst "
+                f"{html.escape(f'{self.worst_abs_error:.1%}')}")
+        return f"<div>{head}{self.to_frame().to_html(index=False)}</div>"
+
+
+# -- set-up ----------------------------------------------------------------------------
+def _open(image: Any):
+    if isinstance(image, str):
+        from ..sources import open_image
+
+        return open_image(image)
+    return image
+
+
+def _content_sample(images: Iterable[Any], total: int = 4 << 20) -> bytes:
+    """Bytes from every uncompressed layer of the images, in proportion to their size."""
+    layers = [layer for image in images for layer in image.layers if layer.compression == "none"]
+    size = sum(layer.size for layer in layers) or 1
+    parts = [_sample(layer, max(64 << 10, int(total * layer.size / size)), pieces=4)
+             for layer in layers if layer.size]
+    return b"".join(parts)[: total * 2]
+
+
+def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile | None = None,
+                workdir: str | None = None) -> MachineProfile:
+    """A quick calibration, with compression speeds measured on the images' content and
+    the pusher's own costs (per push, per request) measured with real re-pushes."""
+    from .calibration import calibrate, measure_compression, measure_registry
+
+    machine = base or calibrate(quick=True, registry=False, save=False)
+    machine = machine.with_options(**measure_registry(16 << 20, 5))
+    sample = _content_sample(images)
+    if sample:
+        rates, _ = measure_compression(keys, sample, 3)
+        machine = machine.with_options(compress_rate={**machine.compress_rate, **rates},
+                                       source=machine.source + "; compression on the images")
+    if images:
+        machine = pusher_costs(images, machine, workdir)
+    return machine
+
+
+def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | None = None,
+                 repeat: int = 3) -> MachineProfile:
+    """``machine`` with the pusher's fixed cost per push (``client_push_overhead``) and,
+    given images with different layer counts, its own cost per request
+    (``client_request_overhead``) fitted on re-pushes (everything present, one layer at
+    a time, no latency): seconds = fixed + requests x per-request (a least-squares line
+    through the medians, one point per image)."""
+    from ..push import push
+    from ..registry import LocalRegistry
+
+    profile = validation_profile("serial")
+    points = []
+    with tempfile.TemporaryDirectory(prefix="layerlab-overhead-", dir=workdir) as tmp, \
+            LocalRegistry(Path(tmp) / "registry") as registry:
+        for n, image in enumerate(images):
+            ref = f"{registry.host}/{REPOSITORY}-{n}:v1"
+            push(image, ref, profile=profile, progress=False, cache_dir=Path(tmp) / "cache")
+            before = len(registry.log)
+            times = [push(image, ref, profile=profile, progress=False,
+                          cache_dir=Path(tmp) / "cache").wall_seconds for _ in range(repeat)]
+            points.append(((len(registry.log) - before) / repeat, statistics.median(times)))
+    server = machine.registry_request_overhead + machine.registry_cached_lookup_cost
+    counts = {round(x) for x, _ in points}
+    if len(counts) >= 2:
+        mean_x = statistics.fmean(x for x, _ in points)
+        mean_y = statistics.fmean(y for _, y in points)
+        slope = (sum((x - mean_x) * (y - mean_y) for x, y in points)
+                 / sum((x - mean_x) ** 2 for x, _ in points))
+        client = max(0.0, slope - server)
+    else:
+        client = machine.client_request_overhead
+    per_request = server + client
+    fixed = statistics.median(max(0.0, y - x * per_request) for x, y in points)
+    return machine.with_options(client_request_overhead=client, client_push_overhead=fixed)
+
+
+def _prepare(registry: Any, host: str, image: Any, case: Case, profile: PushProfile,
+             cache_dir: str) -> frozenset[int]:
+    """Put the registry (and the client's cache) in the case's starting state; return the
+    indexes of the layers the repository then holds."""
+    from ..push import push
+    from ..sources.remote import RegistryClient
+
+    n = len(image.layers)
+    if case.present == "none":
+        return frozenset()
+    result = push(image, f"{host}/{REPOSITORY}:v1", profile=profile, progress=False,
+                  cache_dir=cache_dir)
+    if case.present == "all":
+        return frozenset(range(n))
+    if case.present != "some":
+        raise ValueError(f"present must be none, some or all, not {case.present!r}")
+    keep = n // 2
+    with RegistryClient(host) as client:
+        client.delete_manifest(REPOSITORY, result.manifest_digest)
+        if result.config is not None:
+            client.delete_blob(REPOSITORY, result.config.digest)
+        for outcome in result.layers[keep:]:
+            client.delete_blob(REPOSITORY, outcome.digest)
+    return frozenset(range(keep))
+
+
+def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
+             ) -> tuple[float, int, int, frozenset[int]]:
+    """One measured push from a fresh registry and cache: (seconds, bytes uploaded,
+    requests the registry answered, layers held before)."""
+    from ..push import push
+    from ..registry import LocalRegistry
+
+    cache_dir = tempfile.mkdtemp(prefix="cache-", dir=workdir)
+    root = tempfile.mkdtemp(prefix="registry-", dir=workdir)
+    with LocalRegistry(root, cache=case.cache) as registry:
+        held = _prepare(registry, registry.host, image, case, profile, cache_dir)
+        registry.bandwidth = case.bandwidth
+        registry.latency = case.latency
+        before = len(registry.log)
+        result = push(image, f"{registry.host}/{REPOSITORY}:v1", profile=profile,
+                      progress=False, cache_dir=cache_dir)
+        requests = len(registry.log) - before
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return result.wall_seconds, result.bytes_uploaded, requests, held
+
+
+def _run_case(case: Case, image: Any, specs: Sequence[LayerSpec], machine: MachineProfile,
+              workdir: Path, repeat: int = 1) -> dict[str, Any]:
+    from .simulation import simulate
+
+    profile = validation_profile(case.profile)
+    runs = [_measure(case, image, profile, workdir) for _ in range(max(1, repeat))]
+    measured = statistics.median(run[0] for run in runs)
+    _, sent, requests, held = runs[0]
+    known = "none" if case.present == "none" else "all"
+    predicted = simulate(
+        specs, profile, network=Network(parse_rate(case.bandwidth), parse_duration(case.latency)),
+        registry=RegistrySettings(cache=case.cache, colocated=True, serial_throttle=True),
+        machine=machine,
+        existing=sorted(held), known=known, repository=REPOSITORY, label=case.name)
+    return {
+        "case": case.name, "image": case.image, "profile": case.profile,
+        "present": case.present, "cache": case.cache, "bandwidth": case.bandwidth,
+        "latency": case.latency,
+        "predicted": predicted.total, "measured": measured,
+        "error": predicted.total / measured - 1 if measured else 0.0,
+        "runs": [run[0] for run in runs],
+        "bytes_predicted": predicted.bytes_sent, "bytes_measured": sent,
+        "requests_predicted": predicted.requests, "requests_measured": requests,
+        "dominant_phase": predicted.dominant_phase,
+    }
+
+
+def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | None = None,
+             machine: MachineProfile | str | None = None, workdir: str | None = None,
+             repeat: int = 1, on_case: Any = None) -> ValidationResult:
+    """Push and simulate every case; return predicted vs measured.
+
+    ``images`` maps a label to an Image or reference (default: the committed sample
+    images ``app14`` and ``app24`` as ``"14"`` and ``"24"``); ``cases`` defaults to
+    :func:`grid` over them. ``machine``: a profile to use as is, or ``None`` to
+    calibrate first (quick, compression measured on the images). ``on_case(row)`` is
+    called after each case (progress). ``repeat`` measures each case that many times
+    (fresh registry each time) and keeps the median.
+    """
+    if images is None:
+        images = {"14": f"docker-archive:{SAMPLES / 'app14.tar'}",
+                  "24": f"docker-archive:{SAMPLES / 'app24.tar'}"}
+    opened = {label: _open(image) for label, image in images.items()}
+    cases = list(cases) if cases is not None else grid(tuple(opened))
+    keys = sorted({compression_key(p.compression, p.engine, p.level)
+                   for p in (validation_profile(c.profile) for c in cases)})
+    if machine is None:
+        mach = machine_for(list(opened.values()), keys, workdir=workdir)
+    else:
+        mach = load_machine(machine)
+    specs = {label: layers_from_image(image, keys=keys, machine=mach)
+             for label, image in opened.items()}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="layerlab-validate-", dir=workdir) as tmp:
+        for case in cases:
+            if case.image not in opened:
+                raise ValueError(f"case {case.name}: no image labelled {case.image!r}")
+            row = _run_case(case, opened[case.image], specs[case.image], mach, Path(tmp), repeat)
+            rows.append(row)
+            if on_case is not None:
+                on_case(row)
+    return ValidationResult(tuple(rows), mach)
+
+

@@ -1,0 +1,160 @@
+"""Small HTTP helpers of the registry client: hosts, URLs, Retry-After, error mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import re
+import time
+from typing import Any, Mapping
+from urllib.parse import urljoin
+
+import requests
+
+from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
+                       RegistryUnavailableError)
+
+__all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_response",
+           "connection_reason", "is_retryable_status", "parse_link_next"]
+
+#: statuses worth retrying: too many requests and transient server errors
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+_ERROR_BODY_LIMIT = 64 << 10
+
+
+def is_loopback(registry: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port):
+    Docker talks plain HTTP to these without being told."""
+    host = registry.lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_host(registry: str) -> str:
+    """Where a registry name's API is served (Docker Hub's is ``registry-1.docker.io``)."""
+    if registry in ("docker.io", "index.docker.io"):
+        return "registry-1.docker.io"
+    return registry
+
+
+def join_url(base: str, location: str) -> str:
+    """Resolve a ``Location`` or ``Link`` target against the URL it came from."""
+    return urljoin(base, location)
+
+
+def add_query(url: str, **params: str) -> str:
+    """Append query parameters to a URL that may already have some."""
+    from urllib.parse import urlencode
+
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+def retry_after(headers: Mapping[str, str], default: float) -> float:
+    """Seconds to wait as the ``Retry-After`` header says (seconds or an HTTP date),
+    capped at :data:`MAX_RETRY_AFTER`; ``default`` when absent or unreadable."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return default
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return default
+        seconds = when.timestamp() - time.time()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES
+
+
+def connection_reason(exc: BaseException) -> str:
+    """A one-line reason out of requests' long connection error messages."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    for key in ("Connection refused", "timed out", "Name or service not known",
+                "Connection reset", "Connection aborted", "RemoteDisconnected",
+                "IncompleteRead", "certificate verify failed", "wrong version number"):
+        if key in text:
+            return key[0].lower() + key[1:]
+    return type(exc).__name__ + (f": {text[:120]}" if text else "")
+
+
+def _error_entries(response: requests.Response) -> list[dict[str, Any]]:
+    try:
+        body = response.content[:_ERROR_BODY_LIMIT]
+    except requests.RequestException:
+        return []
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def describe_body(headers: Mapping[str, str]) -> str:
+    """What a non-protocol answer looked like: ``an HTML page``, ``text/plain``..."""
+    kind = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if "html" in kind:
+        return "an HTML page"
+    return kind or "a body without Content-Type"
+
+
+def error_from_response(response: requests.Response, method: str,
+                        attempts: int = 1) -> RegistryError:
+    """The :class:`RegistryError` (subclass) for an unexpected status, carrying the
+    registry's first error code, the HTTP status and the URL."""
+    url = response.url
+    status = response.status_code
+    entries = _error_entries(response)
+    code = str(entries[0].get("code")) if entries and entries[0].get("code") else None
+    if entries:
+        parts = []
+        for entry in entries[:3]:
+            part = f"{entry.get('code', '?')}: {entry.get('message', '')}".rstrip(": ")
+            detail = entry.get("detail")
+            if detail not in (None, "", {}, []):
+                part += f" ({json.dumps(detail, sort_keys=True)[:200]})"
+            parts.append(part)
+        what = "; ".join(parts)
+    else:
+        what = f"{response.reason or 'error'}" + (
+            f" ({describe_body(response.headers)})" if response.content else "")
+    message = f"{method} {url}: HTTP {status} {what}"
+    if attempts > 1:
+        message += f" (after {attempts} attempts)"
+    if status in (401, 403):
+        return AuthenticationError(message, code=code or ("UNAUTHORIZED" if status == 401 else "DENIED"),
+                                   status=status, url=url)
+    if is_retryable_status(status):
+        return RegistryUnavailableError(message, code=code, status=status, url=url)
+    if not entries and status not in (404, 405, 416) and response.content:
+        return RegistryProtocolError(message, code=code, status=status, url=url)
+    return RegistryError(message, code=code, status=status, url=url)
+
+
+def parse_link_next(header: str | None) -> str | None:
+    """The target of ``rel="next"`` in a ``Link`` header (RFC 8288), or ``None``."""
+    if not header:
+        return None
+    for part in re.finditer(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)", header):
+        params = part.group(2).lower()
+        if re.search(r"rel\s*=\s*\"?next\"?", params):
+            return part.group(1)
+    return None

@@ -1,0 +1,207 @@
+"""The push-cost model on cases small enough to compute by hand.
+
+Every figure a case does not exercise is zero (or infinite), so each expected time is a
+short sum written out in the test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from layerlab.push.profiles import PushProfile
+from layerlab.simulate import LayerSpec, MachineProfile, Network, RegistrySettings, simulate
+from layerlab.simulate.engine import allocate
+
+INF = math.inf
+MB = 1_000_000
+# config 2000 bytes, manifest 1500 bytes (the model's defaults)
+CONFIG, MANIFEST = 2000, 1500
+
+ZERO = MachineProfile(
+    cores=2, compress_rate={"zlib-6": 50 * MB, "isal-1": 100 * MB},
+    ratio={"zlib-6": 2.0, "isal-1": 2.0}, sha256_rate=INF, client_request_overhead=0.0,
+    client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
+    registry_lookup_cost=0.0, registry_cached_lookup_cost=0.0, registry_ingest_rate=INF,
+    registry_reread_rate=100 * MB, registry_commit_rate=INF, registry_cores=1, disk_rate=INF,
+    source="test")
+
+# one layer at a time, no checks, no lookups, streamed uploads, one compression thread
+PLAIN = PushProfile("plain", concurrency=1, engine="zlib", level=6, check_existing="never",
+                    registry_lookup=False, mount=False, use_cache=False, upload="stream",
+                    compress_threads=1, small_blob_limit=0)
+
+
+def stored(size: int, name: str) -> LayerSpec:
+    """A layer the source holds compressed already: sent as is."""
+    return LayerSpec(size, 1.0, size=size, name=name)
+
+
+def by_layer(result, phase):
+    return {e.layer: (e.start, e.end) for e in result.events if e.phase == phase}
+
+
+def test_allocate_shares_a_link_equally():
+    assert allocate([{"net": 1.0}, {"net": 1.0}], [INF, INF], {"net": 100.0}) == [50.0, 50.0]
+
+
+def test_allocate_gives_unused_share_to_others():
+    # A is held by its own cap (one core, needing 1 core-second per unit): it uses 20 of
+    # the link; B takes the remaining 80 of its 80 units: both run at rate 1.
+    rates = allocate([{"cpu": 1.0, "net": 20.0}, {"net": 80.0}], [1.0, INF],
+                     {"cpu": 2.0, "net": 100.0})
+    assert rates == pytest.approx([1.0, 1.0])
+
+
+def test_one_layer():
+    # POST rtt, PATCH rtt + 100 MB / 100 MB/s, PUT rtt; config POST, PATCH, PUT;
+    # manifest PUT
+    r = simulate([stored(100 * MB, "a")], PLAIN, bandwidth="100 MB/s", rtt="10 ms",
+                 machine=ZERO)
+    assert by_layer(r, "upload")["a"] == pytest.approx((0.0, 1.02))
+    assert by_layer(r, "commit")["a"] == pytest.approx((1.02, 1.03))
+    expected = 1.03 + (0.03 + CONFIG / (100 * MB)) + (0.01 + MANIFEST / (100 * MB))
+    assert r.total == pytest.approx(expected, rel=1e-12)
+    assert r.requests == 7
+    assert r.bytes_sent == 100 * MB + CONFIG + MANIFEST
+    assert r.layers[0]["outcome"] == "pushed"
+    assert r.dominant_phase == "upload"
+
+
+def test_two_layers_share_the_bandwidth():
+    # both bodies start at 0.02 at 50 MB/s each; the 50 MB one ends at 1.02; the rest
+    # of the 100 MB one (50 MB) then goes alone at 100 MB/s: 1.52
+    r = simulate([stored(100 * MB, "big"), stored(50 * MB, "small")],
+                 PLAIN.with_options(concurrency=2), bandwidth="100 MB/s", rtt="10 ms",
+                 machine=ZERO)
+    assert by_layer(r, "upload") == {"big": pytest.approx((0.0, 1.52)),
+                                      "small": pytest.approx((0.0, 1.02)),
+                                      "config": pytest.approx((1.53, 1.55 + CONFIG / (100 * MB)))}
+    assert by_layer(r, "commit")["small"] == pytest.approx((1.02, 1.03))
+    expected = 1.53 + (0.03 + CONFIG / (100 * MB)) + (0.01 + MANIFEST / (100 * MB))
+    assert r.total == pytest.approx(expected, rel=1e-12)
+    # the critical path runs through the big layer and adds up to the total
+    assert [(e.layer, e.phase) for e in r.critical_path][:2] == [("big", "upload"),
+                                                                ("big", "commit")]
+    assert sum(v["critical"] for v in r.phases.values()) == pytest.approx(r.total)
+
+
+def test_head_only_repush():
+    # the cache knows every layer in the repository: no lookup; 3 HEADs at once, the
+    # config's HEAD, the manifest's HEAD: 3 round trips, nothing sent
+    fast = PushProfile("t", concurrency=4, check_existing="always", compress_threads=1)
+    layers = [stored(10 * MB, n) for n in "abc"]
+    r = simulate(layers, fast, bandwidth="100 MB/s", rtt="10 ms", machine=ZERO,
+                 existing="all", known="all")
+    assert r.total == pytest.approx(0.03)
+    assert r.requests == 5
+    assert r.bytes_sent == 0
+    assert [layer["outcome"] for layer in r.layers] == ["exists"] * 3
+    assert {e.phase for e in r.events} == {"check", "manifest"}
+
+
+def test_mount_from_another_repository():
+    # the client knows the layer in "base": a mount (one round trip) instead of an upload
+    docker = PushProfile("d", concurrency=1, check_existing="cached", registry_lookup=False,
+                         compress_threads=1, small_blob_limit=0)
+    r = simulate([stored(10 * MB, "a")], docker, bandwidth="100 MB/s", rtt="10 ms",
+                 machine=ZERO, existing={"base": [0]}, repository="app")
+    assert [(e.phase, e.outcome) for e in r.events][:2] == [("check", "missing"),
+                                                          ("mount", "mounted")]
+    assert r.layers[0]["outcome"] == "mounted"
+    assert r.layers[0]["bytes_sent"] == 0
+
+
+def test_proxy_buffering_to_disk():
+    # the proxy takes the body at min(50 MB/s link, 200 MB/s disk) = 2 s, then forwards
+    # it from disk at 200 MB/s: 0.5 s. The small config and manifest stay in memory.
+    layers = [stored(100 * MB, "a")]
+    plain = simulate(layers, PLAIN, bandwidth="50 MB/s", machine=ZERO)
+    proxied = simulate(layers, PLAIN, bandwidth="50 MB/s", machine=ZERO,
+                       registry=RegistrySettings(proxy_buffer=16 * 1024,
+                                                 proxy_disk_rate=200 * MB))
+    small = (CONFIG + MANIFEST) / (50 * MB)
+    assert plain.total == pytest.approx(2.0 + small, rel=1e-12)
+    assert proxied.total == pytest.approx(2.5 + small, rel=1e-12)
+    upload = [e for e in proxied.events if e.layer == "a" and e.phase == "upload"]
+    assert [(e.start, e.end) for e in upload] == [pytest.approx((0.0, 2.5))]
+    assert "proxy forwards from disk" in upload[0].detail
+
+
+def test_streaming_compression_is_bound_by_the_slower_side():
+    # 100 MB at 50 MB/s of compression (2 s on one core) into 50 MB, a 100 MB/s link
+    # (0.5 s): streamed, the compressor sets the pace; with a temporary file the two
+    # run one after the other
+    layers = [LayerSpec(100 * MB, 2.0, name="a")]
+    small = (CONFIG + MANIFEST) / (100 * MB)
+    streamed = simulate(layers, PLAIN, bandwidth="100 MB/s", machine=ZERO)
+    temp = simulate(layers, PLAIN.with_options(temp_file=True), bandwidth="100 MB/s",
+                    machine=ZERO)
+    assert streamed.total == pytest.approx(2.0 + small, rel=1e-12)
+    assert temp.total == pytest.approx(2.5 + small, rel=1e-12)
+    assert by_layer(temp, "compress")["a"] == pytest.approx((0.0, 2.0))
+    assert streamed.bytes_sent == 50 * MB + CONFIG + MANIFEST
+    assert streamed.bytes_compressed == 100 * MB
+
+
+def test_one_core_is_shared_by_two_compressions():
+    # two 2-second compressions on one core: both end at 4 s
+    one_core = ZERO.with_options(cores=1)
+    layers = [LayerSpec(100 * MB, 2.0, name="a"), LayerSpec(100 * MB, 2.0, name="b")]
+    r = simulate(layers, PLAIN.with_options(concurrency=2), machine=one_core)
+    ends = {e.layer: e.end for e in r.events if e.phase == "upload" and e.layer in "ab"}
+    assert ends == {"a": pytest.approx(4.0), "b": pytest.approx(4.0)}
+
+
+def test_a_slow_compressor_leaves_the_link_to_the_other_upload():
+    # A: 100 MB compressed 5:1 at 100 MB/s -> 1 s of one core, 20 MB/s on the link;
+    # B: 80 MB stored, takes the other 80 MB/s: both bodies take exactly 1 s
+    machine = ZERO.with_options(compress_rate={"zlib-6": 100 * MB})
+    layers = [LayerSpec(100 * MB, 5.0, name="A", ratios={"zlib-6": 5.0}), stored(80 * MB, "B")]
+    r = simulate(layers, PLAIN.with_options(concurrency=2), bandwidth="100 MB/s",
+                 machine=machine)
+    assert by_layer(r, "upload")["A"] == pytest.approx((0.0, 1.0))
+    assert by_layer(r, "upload")["B"] == pytest.approx((0.0, 1.0))
+
+
+def test_reread_verification_adds_a_pass_on_commit():
+    layers = [stored(100 * MB, "a")]
+    stream = simulate(layers, PLAIN, machine=ZERO)
+    reread = simulate(layers, PLAIN, machine=ZERO, verify="reread")
+    assert stream.total == pytest.approx(0.0)
+    # 100 MB re-read at 100 MB/s, and the config's 2000 bytes
+    assert reread.total == pytest.approx(1.0 + CONFIG / (100 * MB), rel=1e-12)
+    assert by_layer(reread, "commit")["a"] == pytest.approx((0.0, 1.0))
+
+
+def test_registry_cache_lowers_lookup_costs():
+    # each HEAD, commit and manifest PUT looks blobs up: 2 ms each without the cache
+    machine = ZERO.with_options(registry_lookup_cost=0.002, registry_cached_lookup_cost=0.0)
+    layers = [stored(1000, "a")]
+    on = simulate(layers, PLAIN, machine=machine, cache=True)
+    off = simulate(layers, PLAIN, machine=machine, cache=False)
+    # off: the layer's commit (1 lookup), the config's commit (1), the manifest (2)
+    assert off.total - on.total == pytest.approx(4 * 0.002)
+
+
+def test_docker_17_uploads_from_a_temp_file_in_one_put():
+    d17 = PushProfile("d17", concurrency=1, engine="zlib", level=6, temp_file=True,
+                      check_existing="cached", registry_lookup=False, mount=False,
+                      upload="monolithic", compress_threads=1, small_blob_limit=0)
+    r = simulate([LayerSpec(100 * MB, 2.0, name="a")], d17, bandwidth="100 MB/s",
+                 rtt="10 ms", machine=ZERO, known="none")
+    # compress 2 s; POST; PUT with the 50 MB body: 0.01 + 0.5
+    assert by_layer(r, "compress")["a"] == pytest.approx((0.0, 2.0))
+    assert by_layer(r, "upload")["a"] == pytest.approx((2.0, 2.52))
+    assert "commit" not in {e.phase for e in r.events}
+    # layer: POST + PUT; config: POST + PUT; manifest: PUT
+    assert r.requests == 5
+
+
+def test_simulation_is_deterministic():
+    layers = [LayerSpec(30 * MB, 2.4, name=f"l{i}") for i in range(5)]
+    a = simulate(layers, "docker", bandwidth="20 MB/s", rtt="5 ms")
+    b = simulate(layers, "docker", bandwidth="20 MB/s", rtt="5 ms")
+    assert a == b
+    assert a.to_json() == b.to_json()
