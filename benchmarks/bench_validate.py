@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", nargs="+", default=["10 ms"])
     parser.add_argument("--quick", action="store_true",
                         help="a subset: cache on only, one bandwidth (12 cases)")
+    parser.add_argument("--load-probe", action="store_true",
+                        help="scale the machine profile to a CPU probe before each push")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {row['case']:<44} predicted {row['predicted']:7.3f} s  measured "
                   f"{row['measured']:7.3f} s  {row['error']:+6.1%}", file=sys.stderr, flush=True)
 
-    result = validate(images, cases, repeat=args.repeat, on_case=progress)
+    result = validate(images, cases, repeat=args.repeat, load_probe=args.load_probe,
+                      on_case=progress)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
     else:

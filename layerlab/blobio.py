@@ -59,6 +59,12 @@ class FileSection(io.RawIOBase):
         self._pos += got
         return got
 
+    def pread(self, n: int, position: int) -> bytes:
+        """Up to ``n`` bytes at ``position`` in the section, without moving (one
+        ``os.pread``; fewer bytes only at the section's end)."""
+        n = min(n, self._size - position)
+        return os.pread(self._fd, n, self._offset + position) if n > 0 else b""
+
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = self._size - self._pos

@@ -86,7 +86,7 @@ def test_mount_and_historical_profiles_on_distribution(distribution, tmp_path):
 def test_broken_upload_on_distribution(distribution, tmp_path):
     """Distribution refuses an upload URL whose state no longer matches what it holds,
     so after a cut mid-stream the pusher starts that blob again: the push still succeeds."""
-    from test_push_faults import FaultProxy, _layer_tar  # noqa: F401 - the same proxy
+    from test_push_faults import FaultProxy  # the same fault-injecting proxy
 
     proxy = FaultProxy(distribution)
     try:

@@ -659,3 +659,26 @@ def test_referrers_none_and_invalid(reg, http):
     assert r.json() == {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
     bad = http.get(f"{reg.url}/v2/r/referrers/sha256:nope")
     assert (bad.status_code, codes(bad)) == (400, ["DIGEST_INVALID"])
+
+
+def test_interrupted_patch_rolls_back_and_the_upload_continues(reg, http):
+    import os
+    import socket
+    import time
+
+    data = os.urandom(1000 + (10 << 20))
+    location = http.post(f"{reg.url}/v2/r/blobs/uploads/").headers["Location"]
+    assert http.patch(reg.url + location, data=data[:1000],
+                      headers={"Content-Range": "0-999"}).status_code == 202
+    with socket.create_connection(("127.0.0.1", reg.port)) as sock:  # sends 6 of 10 MiB, then hangs up
+        sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: {10 << 20}\r\n"
+                     f"Content-Range: 1000-{len(data) - 1}\r\n\r\n".encode() + data[1000:1000 + (6 << 20)])
+    deadline = time.monotonic() + 20
+    while not any(r.kind == "upload_patch" and r.status == 400 for r in reg.log.entries):
+        assert time.monotonic() < deadline, "the registry never noticed the broken request"
+        time.sleep(0.01)
+    assert http.get(reg.url + location).headers["Range"] == "0-999"
+    assert http.patch(reg.url + location, data=data[1000:],
+                      headers={"Content-Range": f"1000-{len(data) - 1}"}).status_code == 202
+    assert http.put(reg.url + location, params={"digest": sha(data)}).status_code == 201
+    assert http.get(f"{reg.url}/v2/r/blobs/{sha(data)}").content == data

@@ -59,22 +59,29 @@ def figures_report(samples, tmp_path_factory) -> tuple[Path, int]:
     return path, report.figure_count
 
 
-def check_page(path: Path, expected_figures: int, screenshot: Path) -> dict:
-    """Open ``path`` in chromium; return what was found (and assert it is all good)."""
+@pytest.fixture(scope="module")
+def page():
+    """One headless chromium page for the module (starting chromium is the slow part)."""
     require_tool("chromium")
     from chromium_page import ChromiumPage
 
-    with ChromiumPage() as page:
-        page.open(path.resolve().as_uri())
-        drawn = page.wait_until(f"{PLOTS_DRAWN} >= {expected_figures} && {PLOTS_DRAWN}")
-        found = {
-            "plots": page.evaluate("document.querySelectorAll('.js-plotly-plot').length"),
-            "drawn": drawn,
-            "bars": page.evaluate("document.querySelectorAll('.js-plotly-plot .point').length"),
-            "plotly": page.evaluate("typeof Plotly === 'object' ? Plotly.version : null"),
-            "errors": list(page.errors),
-        }
-        page.screenshot(screenshot)
+    with ChromiumPage() as browser_page:
+        yield browser_page
+
+
+def check_page(page, path: Path, expected_figures: int, screenshot: Path) -> dict:
+    """Open ``path``; return what was found (and assert it is all good)."""
+    page.errors.clear()
+    page.open(path.resolve().as_uri())
+    drawn = page.wait_until(f"{PLOTS_DRAWN} >= {expected_figures} && {PLOTS_DRAWN}")
+    found = {
+        "plots": page.evaluate("document.querySelectorAll('.js-plotly-plot').length"),
+        "drawn": drawn,
+        "bars": page.evaluate("document.querySelectorAll('.js-plotly-plot .point').length"),
+        "plotly": page.evaluate("typeof Plotly === 'object' ? Plotly.version : null"),
+        "errors": list(page.errors),
+    }
+    page.screenshot(screenshot)
     assert found["errors"] == []
     assert found["plotly"]
     assert found["plots"] == found["drawn"] == expected_figures
@@ -83,9 +90,9 @@ def check_page(path: Path, expected_figures: int, screenshot: Path) -> dict:
     return found
 
 
-def test_figures_report_renders_offline(figures_report, artifacts):
+def test_figures_report_renders_offline(page, figures_report, artifacts):
     path, count = figures_report
-    found = check_page(path, count, artifacts / "figures-report.png")
+    found = check_page(page, path, count, artifacts / "figures-report.png")
     assert found["bars"] > 20
 
 
@@ -103,25 +110,23 @@ def test_dump_dom_shows_svg_plots(figures_report, tmp_path):
     assert dom.count('class="plot-container plotly"') == count
 
 
-def test_a_broken_page_is_caught(tmp_path, artifacts):
+def test_a_broken_page_is_caught(page, tmp_path):
     """The harness itself: a script error must show up as an error."""
-    require_tool("chromium")
-    from chromium_page import ChromiumPage
-
     page_path = tmp_path / "broken.html"
     page_path.write_text("<html><body><script>undefinedFunction();</script>"
                          "<script>console.error('bad thing')</script></body></html>")
-    with ChromiumPage() as page:
-        page.open(page_path.as_uri())
-        assert page.evaluate("1 + 1") == 2
+    page.errors.clear()
+    page.open(page_path.as_uri())
+    assert page.evaluate("1 + 1") == 2
     assert any("undefinedFunction is not defined" in e for e in page.errors)
     assert any("bad thing" in e for e in page.errors)
+    page.errors.clear()
 
 
-def test_demo_report_renders_offline(artifacts):
+def test_demo_report_renders_offline(page, artifacts):
     """The report ``layerlab demo`` writes: all 12 figures drawn, no JavaScript error."""
     from demo_run import demo_once
 
     _, report, _, _ = demo_once()
-    found = check_page(report, 12, artifacts / "demo-report.png")
+    found = check_page(page, report, 12, artifacts / "demo-report.png")
     assert found["bars"] > 100

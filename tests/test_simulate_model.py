@@ -205,3 +205,28 @@ def test_simulation_is_deterministic():
     b = simulate(layers, "docker", bandwidth="20 MB/s", rtt="5 ms")
     assert a == b
     assert a.to_json() == b.to_json()
+
+
+def test_a_throttle_in_the_receive_loop_adds_up_with_the_ingest():
+    # LocalRegistry limits bandwidth in the loop that receives: one upload moves at
+    # 1 / (1/100 + 1/100) MB/s = 50 MB/s, so 100 MB take 2 s instead of 1 s
+    machine = ZERO.with_options(registry_ingest_rate=100 * MB)
+    layers = [stored(100 * MB, "a")]
+    plain = simulate(layers, PLAIN, bandwidth="100 MB/s", machine=machine)
+    serial = simulate(layers, PLAIN, bandwidth="100 MB/s", machine=machine,
+                      registry=RegistrySettings(serial_throttle=True))
+    assert by_layer(plain, "upload")["a"] == pytest.approx((0.0, 1.0))
+    assert by_layer(serial, "upload")["a"] == pytest.approx((0.0, 2.0))
+
+
+def test_machine_under_load():
+    machine = ZERO.with_options(probe_rate=200 * MB, registry_request_overhead=0.001)
+    loaded = machine.under_load(100 * MB, 1.5)
+    assert loaded.compress_rate["zlib-6"] == 25 * MB
+    assert loaded.registry_request_overhead == pytest.approx(0.002)
+    assert loaded.cpu == 1.5 and machine.cpu == 2.0
+    # one 100 MB layer compressed 2:1 now takes 4 s instead of 2 s, and each of the 7
+    # requests 2 ms instead of 1
+    layers = [LayerSpec(100 * MB, 2.0, name="a")]
+    assert simulate(layers, PLAIN, machine=machine).total == pytest.approx(2.0 + 7 * 0.001)
+    assert simulate(layers, PLAIN, machine=loaded).total == pytest.approx(4.0 + 7 * 0.002)

@@ -16,6 +16,7 @@ the first difference; other layers: sha256 while streaming, in threads).
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -180,26 +181,36 @@ def _compare_batch(scan_a: LayerScan, scan_b: LayerScan,
     read side by side in chunks, stopping at the first difference."""
     changed = []
     with scan_a.layer.opener() as fa, scan_b.layer.opener() as fb:
+        read_a = getattr(fa, "pread", None) or _positional_reader(fa)
+        read_b = getattr(fb, "pread", None) or _positional_reader(fb)
         for path, sa, sb in pairs:
-            fa.seek(sa.entry.offset)
-            fb.seek(sb.entry.offset)
-            left = sa.entry.size
+            offset_a, offset_b, left = sa.entry.offset, sb.entry.offset, sa.entry.size
             while left > 0:
                 n = min(_CHUNK, left)
-                if _read_exact(fa, n) != _read_exact(fb, n):
+                chunk = read_a(n, offset_a)
+                if not chunk or chunk != read_b(n, offset_b):
                     changed.append(path)
                     break
-                left -= n
+                offset_a += len(chunk)
+                offset_b += len(chunk)
+                left -= len(chunk)
     return changed
+
+
+def _positional_reader(stream):
+    def read(n: int, position: int) -> bytes:
+        stream.seek(position)
+        return _read_exact(stream, n)
+    return read
 
 
 def _batches(pairs: Sequence[tuple[str, FileState, FileState]],
              limit: int = 16 << 20) -> list[list[tuple[str, FileState, FileState]]]:
     """Pairs grouped by layer pair, in file order, cut into batches of ~``limit`` bytes."""
+    out: list[tuple[int, list[tuple[str, FileState, FileState]]]] = []
     groups: dict[tuple[int, int], list[tuple[str, FileState, FileState]]] = {}
     for pair in pairs:
         groups.setdefault((pair[1].layer, pair[2].layer), []).append(pair)
-    out = []
     for group in groups.values():
         group.sort(key=lambda p: p[1].entry.offset)
         batch: list[tuple[str, FileState, FileState]] = []
@@ -208,12 +219,12 @@ def _batches(pairs: Sequence[tuple[str, FileState, FileState]],
             batch.append(pair)
             total += pair[1].entry.size
             if total >= limit or len(batch) >= 512:
-                out.append(batch)
+                out.append((total, batch))
                 batch, total = [], 0
         if batch:
-            out.append(batch)
-    out.sort(key=lambda b: -sum(p[1].entry.size for p in b))  # big batches first
-    return out
+            out.append((total, batch))
+    out.sort(key=lambda t: -t[0])  # big batches first
+    return [batch for _, batch in out]
 
 
 def _hash_layer_files(scan: LayerScan, wanted: set[int]) -> dict[int, str]:
@@ -326,20 +337,21 @@ def _metadata_changes(sa: FileState, sb: FileState, ignore_mtime: bool) -> list[
 
 def _directories(fa: MergedFilesystem, fb: MergedFilesystem, added, removed,
                  modified) -> tuple[DirectoryDelta, ...]:
-    counts: dict[str, list[int]] = {}
-
-    def touch(path: str, slot: int) -> None:
-        parent = path.rpartition("/")[0]
-        while parent:
-            counts.setdefault(parent, [0, 0, 0])[slot] += 1
-            parent = parent.rpartition("/")[0]
-
-    for p in added:
-        touch(p.path, 0)
-    for p in removed:
-        touch(p.path, 1)
-    for c in modified:
-        touch(c.path, 2)
+    direct_counts: dict[str, list[int]] = {}  # changes right inside each directory
+    for slot, paths in enumerate(([p.path for p in added], [p.path for p in removed],
+                                  [c.path for c in modified])):
+        for path in paths:
+            parent = path.rpartition("/")[0]
+            if parent:
+                direct_counts.setdefault(parent, [0, 0, 0])[slot] += 1
+    counts: dict[str, list[int]] = {}  # changes anywhere under each directory
+    for directory, (n_added, n_removed, n_modified) in direct_counts.items():
+        while directory:
+            slot = counts.setdefault(directory, [0, 0, 0])
+            slot[0] += n_added
+            slot[1] += n_removed
+            slot[2] += n_modified
+            directory = directory.rpartition("/")[0]
     sizes = {d: [0, 0] for d in counts}
     for side, fs in enumerate((fa, fb)):
         direct: dict[str, int] = {}  # bytes of the files right inside each directory
@@ -370,7 +382,7 @@ def diff_files(a: Image, b: Image, *, common: int | None = None, ignore_mtime: b
         from .imagediff import diff_layers
 
         common = len(diff_layers(a, b).common)
-    workers = workers or 4
+    workers = workers or min(4, os.cpu_count() or 1)
     scans = scan_layers(list(a.layers) + list(b.layers[common:]), workers=workers)
     scans_a = scans[:len(a.layers)]
     scans_b = scans[:common] + scans[len(a.layers):]

@@ -184,27 +184,33 @@ class MergedFilesystem:
                 self._remove(target, "deleted", layer)
         # 2. the layer's own entries, later ones winning
         track = self.track
+        children = self.children
         for ordinal, entry in enumerate(entries):
             if entry.whiteout is not None:
                 continue
             path = entry.path
-            parent = _parent(path)
+            parent = path.rpartition("/")[0]
             if parent:
                 parent_state = files.get(parent)
                 if parent_state is None or parent_state.entry.type != "dir":
                     self._ensure_parents(path, layer)
             old = files.get(path)
-            if old is not None:
-                if old.entry.type == "dir":
-                    if entry.type != "dir":
-                        self._remove(path, "replaced", layer)
-                elif track:
-                    self._end_write(path, "overwritten" if entry.type != "dir" else "replaced",
-                                    layer)
+            if old is None:
+                siblings = children.get(parent)
+                if siblings is None:
+                    children[parent] = {path}
+                else:
+                    siblings.add(path)
+            elif old.entry.type == "dir":
+                if entry.type != "dir":
+                    self._remove(path, "replaced", layer)
+                    children.setdefault(parent, set()).add(path)
+            elif track:
+                self._end_write(path, "overwritten" if entry.type != "dir" else "replaced", layer)
             if entry.type == "hardlink" and entry.linkname not in files:
                 self.warnings.append(f"layer {layer}: hard link {path} -> {entry.linkname}: "
                                      "target does not exist")
-            self._set(path, FileState(entry, layer, ordinal))
+            files[path] = FileState(entry, layer, ordinal)
             if track and entry.type != "dir":
                 self.writes.setdefault(path, []).append(
                     Write(path, layer, entry.size, entry.type))

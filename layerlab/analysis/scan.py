@@ -97,6 +97,7 @@ class _Window:
         self.buf = b""
         self.start = 0
         self.total: int | None = None
+        self.pread = getattr(stream, "pread", None) if seekable else None
         if seekable:
             self.total = stream.seek(0, 2)
 
@@ -107,8 +108,11 @@ class _Window:
         if start <= offset and offset + n <= end:
             return self.buf[offset - start: offset - start + n]
         if self.seekable:
-            self.stream.seek(offset)
-            self.buf = self.stream.read(max(n, _SEEK_WINDOW))
+            if self.pread is not None:  # FileSection: one os.pread, no seek
+                self.buf = self.pread(max(n, _SEEK_WINDOW), offset)
+            else:
+                self.stream.seek(offset)
+                self.buf = self.stream.read(max(n, _SEEK_WINDOW))
             self.start = offset
             return self.buf[:n]
         if offset < start:
@@ -213,18 +217,19 @@ def _entry(name: str, kind: str, size: int, mode: int, uid: int, gid: int,
                         offset)
 
 
-def _checksum_ok(header: bytes, declared: int) -> bool:
-    # adler32's low half is 1 + sum(bytes) mod 65521: a C-speed stand-in for sum()
-    # (the stored checksum counts its own field as eight spaces)
-    expected = declared - 256 + sum(header[148:156])
-    return (zlib.adler32(header) & 0xFFFF) == (1 + expected) % 65521
-
-
 def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
-    """Parse headers from ``window``; return the entries and the offset after the last."""
+    """Parse headers from ``window``; return the entries and the offset after the last.
+
+    The loop is written for speed (it runs once per tar member): the common case - a
+    ustar header in the current window, clean octal fields, a clean path - takes no
+    function calls beyond the builtins.
+    """
     entries: list[ScannedEntry] = []
     append = entries.append
     unpack = _HEADER.unpack
+    adler32 = zlib.adler32
+    make = ScannedEntry
+    types = _TYPES
     offset = 0
     pax_global: dict[str, str] = {}
     pax: dict[str, str] = {}
@@ -232,11 +237,15 @@ def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
     long_link: str | None = None
     total = window.total
     while True:
-        header = window.get(offset, BLOCK)
-        if len(header) < BLOCK:
-            if not header and not pax and long_name is None and long_link is None:
-                return entries, offset  # no end-of-archive blocks: tolerated, as tarfile does
-            raise CorruptArchiveError(f"{what}: truncated tar (header cut short)")
+        buf_start = window.start
+        if buf_start <= offset and offset + BLOCK <= buf_start + len(window.buf):
+            header = window.buf[offset - buf_start: offset - buf_start + BLOCK]
+        else:
+            header = window.get(offset, BLOCK)
+            if len(header) < BLOCK:
+                if not header and not pax and long_name is None and long_link is None:
+                    return entries, offset  # no end-of-archive blocks: tolerated, as tarfile
+                raise CorruptArchiveError(f"{what}: truncated tar (header cut short)")
         if header == _ZERO_BLOCK:
             return entries, offset + BLOCK
         (f_name, f_mode, f_uid, f_gid, f_size, f_mtime, f_chksum, typeflag, f_link,
@@ -247,7 +256,9 @@ def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
         except ValueError:
             size = _number(f_size, what)
             checksum = _number(f_chksum, what)
-        if not _checksum_ok(header, checksum):
+        # adler32's low half is 1 + sum(bytes) mod 65521: a C-speed stand-in for sum();
+        # the stored checksum counts its own field as eight spaces
+        if (adler32(header) & 0xFFFF) != (checksum - 255 + sum(f_chksum)) % 65521:
             raise CorruptArchiveError(f"{what}: not a valid tar (bad header checksum at "
                                       f"offset {offset})")
         data_offset = offset + BLOCK
@@ -269,10 +280,10 @@ def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
                                                  or "GNU.sparse.size" in pax)):
             raise _UnsupportedTar(typeflag)
         name = f_name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        if magic == b"ustar\0" and f_prefix[:1] != b"\0":
+        if f_prefix[0] and magic == b"ustar\0":
             name = _text(f_prefix) + "/" + name
         linkname = f_link.split(b"\0", 1)[0].decode("utf-8", "surrogateescape") \
-            if f_link[:1] != b"\0" else ""
+            if f_link[0] else ""
         try:
             mode = int(f_mode.rstrip(b"\0 ") or b"0", 8)
             uid = int(f_uid.rstrip(b"\0 ") or b"0", 8)
@@ -285,8 +296,8 @@ def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
             name, long_name = long_name, None
         if long_link is not None:
             linkname, long_link = long_link, None
-        fields = {**pax_global, **pax} if pax_global else pax
-        if fields:
+        if pax or pax_global:
+            fields = {**pax_global, **pax}
             name = fields.get("path", name)
             linkname = fields.get("linkpath", linkname)
             try:
@@ -299,14 +310,23 @@ def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
             except ValueError:
                 raise CorruptArchiveError(f"{what}: not a valid tar (bad pax value)") from None
             pax = {}
-        kind = _TYPES.get(typeflag, "file")
-        if kind != "file":
+        kind = types.get(typeflag, "file")
+        if kind == "file":
+            if typeflag == b"\0" and name.endswith("/"):
+                kind = "dir"
+                offset = data_offset
+            elif total is not None and data_offset + size > total:
+                raise CorruptArchiveError(f"{what}: truncated tar ({name!r} data cut short)")
+        else:
             offset = data_offset  # header-only types carry no data, whatever size says
-        elif typeflag == b"\0" and name.endswith("/"):
-            kind = "dir"
-            offset = data_offset
-        elif total is not None and data_offset + size > total:
-            raise CorruptArchiveError(f"{what}: truncated tar ({name!r} data cut short)")
+        path = name.rstrip("/")
+        if path[:2] == "./":
+            path = path[2:]
+        if (kind == "file" and path and path[0] not in "/." and "//" not in path
+                and "/." not in path):
+            append(make(path, "file", size, mode, uid, gid, mtime, linkname, None, False,
+                        data_offset))
+            continue
         entry = _entry(name, kind, size, mode, uid, gid, mtime, linkname, data_offset, what)
         if entry is not None:
             append(entry)
@@ -337,17 +357,28 @@ def scan_layer(layer: Layer) -> LayerScan:
 
 
 def scan_layers(layers: Sequence[Layer], workers: int | None = None) -> list[LayerScan]:
-    """:func:`scan_layer` for each layer, several at once (decompression and file reads
-    release the GIL); layers with the same digest are scanned once."""
+    """:func:`scan_layer` for each layer; layers with the same digest are scanned once.
+
+    Compressed and remote layers are scanned in up to ``workers`` threads (decompression
+    and network reads release the GIL); uncompressed layers on disk are pure parsing
+    work, scanned in the calling thread meanwhile (threads would only add contention).
+    """
     unique: dict[str, Layer] = {}
     for layer in layers:
         unique.setdefault(str(layer.digest), layer)
-    jobs = list(unique.values())
+    local = [layer for layer in unique.values() if layer.seekable and layer.compression == "none"]
+    streamed = [layer for layer in unique.values() if not (layer.seekable and layer.compression == "none")]
+    done: dict[str, LayerScan] = {}
     if workers is None:
-        workers = min(4, len(jobs)) or 1
-    if workers <= 1 or len(jobs) <= 1:
-        done = {str(layer.digest): scan_layer(layer) for layer in jobs}
-    else:
+        workers = min(4, len(streamed))
+    if streamed and workers > 1 and len(streamed) > 1:
         with ThreadPoolExecutor(workers) as pool:
-            done = dict(zip((str(layer.digest) for layer in jobs), pool.map(scan_layer, jobs)))
+            futures = {str(layer.digest): pool.submit(scan_layer, layer) for layer in streamed}
+            for layer in local:
+                done[str(layer.digest)] = scan_layer(layer)
+            for key, future in futures.items():
+                done[key] = future.result()
+    else:
+        for layer in local + streamed:
+            done[str(layer.digest)] = scan_layer(layer)
     return [done[str(layer.digest)] for layer in layers]

@@ -60,3 +60,35 @@ def short(digest: Any, length: int = 12) -> str:
         return "-"
     algorithm, _, hex_part = str(digest).partition(":")
     return f"{algorithm}:{hex_part[:length]}"
+
+
+def print_json_lines(data: Any, depth: int = 3, stream=None) -> None:
+    """JSON like ``print_json`` (indented), but containers deeper than ``depth`` are
+    written compact on one line each: a diff of 10,000 paths prints one path per line,
+    fast (the C encoder), and stays readable."""
+    import json
+
+    out = stream or sys.stdout
+
+    def write(value: Any, level: int, indent: str) -> None:
+        if level < depth and isinstance(value, dict) and value:
+            inner = indent + "  "
+            out.write("{\n")
+            for n, (key, item) in enumerate(value.items()):
+                out.write(f"{inner}{json.dumps(key)}: ")
+                write(item, level + 1, inner)
+                out.write(",\n" if n < len(value) - 1 else "\n")
+            out.write(indent + "}")
+        elif level < depth and isinstance(value, list) and value:
+            inner = indent + "  "
+            out.write("[\n")
+            for n, item in enumerate(value):
+                out.write(inner)
+                write(item, level + 1, inner)
+                out.write(",\n" if n < len(value) - 1 else "\n")
+            out.write(indent + "]")
+        else:
+            out.write(json.dumps(value, default=str))
+
+    write(data, 0, "")
+    out.write("\n")

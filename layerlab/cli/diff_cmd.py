@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._analysis_common import add_image_options, open_from_args, short, truncate, warn
+from ._analysis_common import (add_image_options, open_from_args, print_json_lines, short,
+                               truncate, warn)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -72,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     result = diff(a, b, files=args.files, ignore_mtime=args.ignore_mtime, workers=args.jobs)
     warn(result.warnings)
     if args.json:
-        from layerlab.cli.output import print_json
-
-        print_json(result.to_json())
+        print_json_lines(result.to_json(), depth=3)
     else:
         print_text(result, args.top)
     return 0 if result.identical else 1

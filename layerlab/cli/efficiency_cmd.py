@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._analysis_common import add_image_options, open_from_args, warn
+from ._analysis_common import add_image_options, open_from_args, print_json_lines, warn
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
     result = efficiency(open_from_args(args.reference, args), workers=args.jobs)
     warn(result.warnings)
     if args.json:
-        from layerlab.cli.output import print_json
-
-        print_json(result.to_json())
+        print_json_lines(result.to_json(), depth=2)
         return 0
     print_text(result, args.top)
     return 0

@@ -225,9 +225,11 @@ def requests_figure(data: Any, title: str | None = "Registry requests") -> go.Fi
                 x=list(seconds[mask]), y=list(part["kind"]), mode="markers", name=name,
                 marker=dict(color=color, opacity=0.7,
                             size=[6 + min(24.0, (float(b) ** 0.5) / 40) for b in moved[mask]]),
-                hovertext=[f"{m} {p}<br>{s} in {format_duration(d)}<br>{format_size(b)}"
-                           for m, p, s, d, b in zip(part["method"], part["path"], part["status"],
-                                                     part["duration"], moved[mask])],
+                hovertext=[f"{m} {r or ''} {s}<br>{format_duration(d)}, {format_size(b)}"
+                           for m, r, s, d, b in zip(
+                               part["method"], part["repository"] if "repository" in part
+                               else [""] * len(part), part["status"], part["duration"],
+                               moved[mask])],
                 hoverinfo="text"))
     fig.update_xaxes(title="seconds since the first request", rangemode="tozero")
     fig.update_yaxes(title=None)

@@ -27,12 +27,13 @@ MERGED = "merged filesystem"
 
 
 def _show(output: w.Output, obj: Any) -> None:
-    """Replace what ``output`` shows with ``obj`` (a figure or anything displayable)."""
-    output.outputs = ()
+    """Replace what ``output`` shows with a plotly figure (its mime bundle, set directly:
+    displaying the figure would print it into the running cell instead)."""
     try:
-        output.append_display_data(obj)
-    except Exception:  # noqa: BLE001 - no IPython display machinery: keep the state only
-        pass
+        bundle = obj._repr_mimebundle_()
+    except Exception:  # noqa: BLE001 - no renderer available: keep the state only
+        return
+    output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
 
 class _Widget:

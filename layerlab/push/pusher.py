@@ -18,59 +18,24 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any
 
-from .. import mediatypes as mt
 from ..digest import Digest, digest_bytes
-from ..errors import (DigestMismatchError, LayerlabError, PushError, RegistryError,
-                      RegistryProtocolError)
-from ..manifest import Descriptor, ImageManifest, Schema1Manifest
+from ..errors import DigestMismatchError, PushError, RegistryProtocolError
+from ..manifest import Descriptor, ImageManifest
 from ..model import Image, Layer
 from ..reference import RegistryReference
 from .cache import CacheRecord, DigestCache
 from .compress import CompressingStream, CompressionSettings
-from .lookup import Known, RegistryLookup
-from .manifests import build_manifest, choose_format, config_descriptor, same_content
+from .lookup import Known
+from .manifests import build_manifest, config_descriptor, same_content
+from .plan import (NONDISTRIBUTABLE, LayerTask, add_cached, add_from_registry, plan_layers,
+                   source_registry)
 from .progress import Progress
 from .result import EventLog, LayerOutcome, PushResult
 from .upload import BlobSender, PushAborted, StoredStream
 
 __all__ = ["Pusher"]
-
-_NONDISTRIBUTABLE = {mt.DOCKER_LAYER_FOREIGN_GZIP, mt.OCI_LAYER_NONDIST,
-                     mt.OCI_LAYER_NONDIST_GZIP, mt.OCI_LAYER_NONDIST_ZSTD}
-
-
-@dataclass
-class _Task:
-    index: int
-    layer: Layer
-    stored: bool                  # push the bytes as the source stores them
-    media_type: str               # of the pushed blob
-    known: list[Known] = field(default_factory=list)
-    outcome: LayerOutcome | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.layer.digest)
-
-    @property
-    def diff_id(self) -> str | None:
-        return str(self.layer.diff_id) if self.layer.diff_id else None
-
-
-def _source_registry(image: Image) -> RegistryReference | None:
-    ref = image.reference
-    if ref.startswith("docker://"):
-        from ..reference import parse_reference
-
-        try:
-            parsed = parse_reference(ref)
-        except LayerlabError:
-            return None
-        return parsed if isinstance(parsed, RegistryReference) else None
-    return None
 
 
 class Pusher:
@@ -94,88 +59,13 @@ class Pusher:
                                  temp_dir)
         self.confirmed: list[CacheRecord] = []
         self._lock = threading.Lock()
-        self.source_ref = _source_registry(image)
+        self.source_ref = source_registry(image)
         self.pool: ThreadPoolExecutor | None = None
         self.warnings: list[str] = list(image.warnings)
         self._requests0 = getattr(client, "request_count", 0)
 
     # planning -------------------------------------------------------------------------
-    def _plan(self) -> tuple[list[_Task], str]:
-        image = self.image
-        if isinstance(image.manifest, Schema1Manifest) or any(d is None for d in image.diff_ids):
-            raise PushError(f"{image.reference}: a schema1 image (no diff_ids) cannot be pushed "
-                            "as schema2/OCI; convert it first")
-        stored_kinds = [layer.compression for layer in image.layers if layer.compression != "none"]
-        media_type = choose_format(image, self.profile.manifest_format,
-                                   self.settings.compression, stored_kinds)
-        oci = media_type == mt.OCI_MANIFEST
-        tasks = []
-        for i, layer in enumerate(image.layers):
-            stored = (layer.compression != "none" or self.settings.compression == "none"
-                      or layer.media_type in _NONDISTRIBUTABLE)
-            if stored and layer.compression == "zstd" and not oci:
-                stored = False  # schema2 cannot carry zstd: recompress with gzip
-            compression = layer.compression if stored else self.settings.compression
-            if layer.media_type in _NONDISTRIBUTABLE:
-                blob_type = layer.media_type
-            else:
-                blob_type = mt.layer_media_type(oci, compression)
-            task = _Task(i, layer, stored, blob_type)
-            if stored:
-                repos = frozenset()
-                if self.source_ref is not None and self.source_ref.registry == self.dest.registry:
-                    repos = frozenset({self.source_ref.repository})
-                task.known.append(Known(layer.digest, layer.size, blob_type, compression,
-                                        "source", "", repos))
-            tasks.append(task)
-        return tasks, media_type
-
-    def _from_cache(self, tasks: list[_Task]) -> None:
-        if self.cache is None:
-            return
-        found = self.cache.lookup([t.diff_id for t in tasks if t.diff_id])
-        for task in tasks:
-            for blob in found.get(task.diff_id or "", []):
-                repos = frozenset(repo for reg, repo in blob.locations if reg == self.dest.registry)
-                if task.stored:
-                    if blob.digest == task.layer.digest:
-                        source = task.known[0]
-                        task.known[0] = Known(source.digest, source.size, source.media_type,
-                                              source.compression, "cache", blob.settings,
-                                              source.repositories | repos)
-                    continue
-                if blob.compression != self.settings.compression:
-                    continue
-                task.known.append(Known(Digest(blob.digest), blob.size, task.media_type,
-                                        blob.compression, "cache", blob.settings, repos))
-
-    def _from_registry(self, tasks: list[_Task]) -> ImageManifest | None:
-        """Ask the registry about layers whose compressed form is not known to be there."""
-        if not self.profile.registry_lookup:
-            return None
-        repo = self.dest.repository
-        unresolved = {t.diff_id for t in tasks if not t.stored and t.diff_id
-                      and not any(k.repositories for k in t.known)}
-        if not unresolved:
-            return None
-        lookup = RegistryLookup(self.client, self.log)
-        dest_manifest = lookup.destination(repo, self.dest.reference)
-        extra = [_lookup_reference(text, self.dest) for text in self.lookup_refs]
-        lookup.references([(ref.repository, ref.reference) for ref in extra], unresolved)
-        if lookup.missing(unresolved):
-            lookup.other_tags(repo, self.dest.tag, unresolved)
-        for task in tasks:
-            if task.stored or not task.diff_id:
-                continue
-            for known in lookup.candidates(task.diff_id):
-                if known.compression != self.settings.compression:
-                    continue
-                task.known.append(Known(known.digest, known.size, task.media_type,
-                                        known.compression, "registry", "", known.repositories))
-        return dest_manifest
-
-    # per layer ------------------------------------------------------------------------
-    def _ordered(self, task: _Task) -> list[Known]:
+    def _ordered(self, task: LayerTask) -> list[Known]:
         """Candidates to HEAD in the target repository, most promising first."""
         repo = self.dest.repository
         rule = self.profile.check_existing
@@ -194,7 +84,7 @@ class Pusher:
             out.append(known)
         return out[:3]
 
-    def _confirm(self, task: _Task | None, digest: str, size: int, media_type: str,
+    def _confirm(self, task: LayerTask | None, digest: str, size: int, media_type: str,
                  compression: str, settings: str, repository: str | None = None) -> None:
         if self.cache is None or task is None or not task.diff_id:
             return
@@ -203,7 +93,7 @@ class Pusher:
                                               compression, settings, self.dest.registry,
                                               repository or self.dest.repository))
 
-    def _check(self, task: _Task) -> LayerOutcome | None:
+    def _check(self, task: LayerTask) -> LayerOutcome | None:
         for known in self._ordered(task):
             start = self.log.now()
             size = self.client.head_blob(self.dest.repository, known.digest)
@@ -220,7 +110,7 @@ class Pusher:
                 self.cache.forget(known.digest, self.dest.registry, self.dest.repository)
         return None
 
-    def _mount(self, task: _Task) -> tuple[LayerOutcome | None, Any]:
+    def _mount(self, task: LayerTask) -> tuple[LayerOutcome | None, Any]:
         """Try mounts; return (outcome, an upload session the registry opened instead)."""
         if not self.profile.mount:
             return None, None
@@ -245,11 +135,11 @@ class Pusher:
                                         known.media_type, "mounted", repo, known.origin), None
         return None, session
 
-    def _run_task(self, task: _Task) -> LayerOutcome:
+    def _run_task(self, task: LayerTask) -> LayerOutcome:
         layer = task.layer
         if self.abort.is_set():
             raise PushAborted(f"{task.name}: stopped, another blob failed")
-        if layer.media_type in _NONDISTRIBUTABLE and layer.urls:
+        if layer.media_type in NONDISTRIBUTABLE and layer.urls:
             return LayerOutcome(task.name, task.diff_id, layer.size, layer.media_type,
                                 "foreign", None, "source")
         outcome = self._check(task)
@@ -262,7 +152,7 @@ class Pusher:
             return self._upload_stored(task, session)
         return self._upload_compressed(task, session)
 
-    def _upload_stored(self, task: _Task, session: Any) -> LayerOutcome:
+    def _upload_stored(self, task: LayerTask, session: Any) -> LayerOutcome:
         layer = task.layer
         self.progress.expect(layer.size)
         advance, close = self.progress.blob(task.name, layer.size)
@@ -288,7 +178,7 @@ class Pusher:
             return layer.open(verify=False)
         return layer.open_uncompressed(verify=True)
 
-    def _upload_compressed(self, task: _Task, session: Any) -> LayerOutcome:
+    def _upload_compressed(self, task: LayerTask, session: Any) -> LayerOutcome:
         layer = task.layer
         size_hint = layer.uncompressed_size or layer.size
         self.progress.expect(size_hint)
@@ -330,7 +220,7 @@ class Pusher:
         return LayerOutcome(str(stream.digest), task.diff_id, stream.size_out, task.media_type,
                             "pushed", None, "compressed")
 
-    def _send_small(self, task: _Task, make: Any, check: Any, session: Any) -> Any:
+    def _send_small(self, task: LayerTask, make: Any, check: Any, session: Any) -> Any:
         start = self.log.now()
         stream = make(0)
         data = b"".join(stream)
@@ -414,9 +304,13 @@ class Pusher:
 
     # the whole push -------------------------------------------------------------------
     def run(self) -> PushResult:
-        tasks, media_type = self._plan()
-        self._from_cache(tasks)
-        existing = self._from_registry(tasks)
+        tasks, media_type = plan_layers(self.image, self.profile.manifest_format, self.settings,
+                                        self.dest)
+        add_cached(tasks, self.cache, self.dest.registry, self.settings)
+        existing = None
+        if self.profile.registry_lookup:
+            existing = add_from_registry(tasks, self.client, self.log, self.dest, self.settings,
+                                         self.lookup_refs)
         threads = self.settings.threads
         if threads > 1 and any(not t.stored for t in tasks):
             self.pool = ThreadPoolExecutor(threads, thread_name_prefix="layerlab-compress")
@@ -446,7 +340,7 @@ class Pusher:
             started_at=self.log.wall0, warnings=tuple(dict.fromkeys(self.warnings)),
             settings={"profile": self.profile.to_json(), "compression": self.settings.key})
 
-    def _run_layers(self, tasks: list[_Task]) -> list[LayerOutcome]:
+    def _run_layers(self, tasks: list[LayerTask]) -> list[LayerOutcome]:
         workers = max(1, min(self.profile.workers, len(tasks) or 1))
         order = sorted(tasks, key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))
         results: dict[int, LayerOutcome] = {}
@@ -455,7 +349,7 @@ class Pusher:
                 results[task.index] = self._run_task(task)
             return [results[t.index] for t in tasks]
         with ThreadPoolExecutor(workers, thread_name_prefix="layerlab-push") as pool:
-            futures: dict[Future, _Task] = {pool.submit(self._run_task, t): t for t in order}
+            futures: dict[Future, LayerTask] = {pool.submit(self._run_task, t): t for t in order}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failure = next((f.exception() for f in done if f.exception() is not None), None)
             if failure is not None:
@@ -468,17 +362,3 @@ class Pusher:
             for f, task in futures.items():
                 results[task.index] = f.result()
         return [results[t.index] for t in tasks]
-
-
-def _lookup_reference(text: str, dest: RegistryReference) -> RegistryReference:
-    """A ``--lookup`` entry: ``repo:tag`` in the destination registry, or a full ref."""
-    from ..reference import parse_registry_reference
-
-    if "/" in text and ("." in text.split("/")[0] or ":" in text.split("/")[0]
-                        or text.startswith("localhost/")):
-        ref = parse_registry_reference(text)
-    else:
-        ref = parse_registry_reference(f"{dest.registry}/{text}")
-    if ref.registry != dest.registry:
-        raise PushError(f"--lookup {text}: not in the destination registry {dest.registry}")
-    return ref

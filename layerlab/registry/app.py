@@ -15,7 +15,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -119,8 +119,6 @@ class Context:
     async def run(self, fn: Callable, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-
-Handler = Callable[[Context, web.Request, dict, Stats], Awaitable[web.StreamResponse]]
 
 # (pattern, endpoint) in match order; ``name`` is validated separately for a NAME_INVALID.
 ROUTES = [
@@ -234,6 +232,10 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         response = await handler(ctx, request, params, stats)
     except APIError as exc:
         response = error_response(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or a full disk: still a JSON answer
+        logging.getLogger("layerlab.registry").exception("error answering %s %s",
+                                                         request.method, request.path)
+        response = error_response(APIError("UNKNOWN", f"{type(exc).__name__}: {exc}"))
     response.headers[API_VERSION[0]] = API_VERSION[1]
     if isinstance(response, web.Response):  # body in hand: record before sending
         stats.record(response.status, _body_bytes(request, response))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..digest import Digest
 from ..errors import InvalidDigestError
@@ -68,7 +69,10 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
 
     try:
         while True:
-            chunk = await content.readany()
+            try:
+                chunk = await content.readany()
+            except (ClientPayloadError, HttpProcessingError, ConnectionError) as exc:
+                raise APIError("BLOB_UPLOAD_INVALID", f"request body ended early: {exc}") from None
             if not chunk:
                 break
             received += len(chunk)
@@ -225,7 +229,7 @@ async def upload_cancel(ctx: Context, request: web.Request, params: dict, stats:
     return web.Response(status=204)
 
 
-def _blob_headers(digest: Digest, size: int) -> dict[str, str]:
+def _blob_headers(digest: Digest) -> dict[str, str]:
     return {
         "Docker-Content-Digest": str(digest),
         "Content-Type": "application/octet-stream",
@@ -246,14 +250,14 @@ def _find_blob(ctx: Context, name: str, raw_digest: str) -> tuple[Digest, int]:
 
 async def blob_head(ctx: Context, request: web.Request, params: dict, stats: Stats):
     digest, size = _find_blob(ctx, params["name"], params["digest"])
-    headers = _blob_headers(digest, size)
+    headers = _blob_headers(digest)
     headers["Content-Length"] = str(size)
     return web.Response(status=200, headers=headers)
 
 
 async def blob_get(ctx: Context, request: web.Request, params: dict, stats: Stats):
     digest, size = _find_blob(ctx, params["name"], params["digest"])
-    headers = _blob_headers(digest, size)
+    headers = _blob_headers(digest)
     path = ctx.storage.backend.blob_path(digest)
     if path is not None and not ctx.throttle.active:
         return web.FileResponse(path, headers=headers)

@@ -169,18 +169,6 @@ def _parse_schema1(body: bytes, doc: dict, declared: str, algorithm: str) -> Par
     return ParsedManifest(media_type, _hash(payload, algorithm), tuple(dict.fromkeys(blobs)))
 
 
-def manifest_digest(body: bytes, media_type: str, algorithm: str = "sha256") -> Digest:
-    """The digest of stored manifest bytes (signed schema1: of the payload)."""
-    if media_type == mt.DOCKER_MANIFEST_V1_SIGNED:
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = {}
-        if isinstance(doc, dict):
-            return _hash(schema1_payload(body, doc), algorithm)
-    return _hash(body, algorithm)
-
-
 def accepted_types(accept_values: list[str]) -> set[str] | None:
     """The media types an ``Accept`` header lists; ``None`` means "anything"."""
     types = {bare_media_type(part) for value in accept_values for part in value.split(",")}

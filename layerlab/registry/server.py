@@ -8,6 +8,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Mapping
@@ -186,6 +187,8 @@ class LocalRegistry:
         else:
             if self._root is None:
                 self._temp_root = Path(tempfile.mkdtemp(prefix="layerlab-registry-"))
+                # removed by stop(), or at exit if a notebook never calls it
+                weakref.finalize(self, shutil.rmtree, str(self._temp_root), True)
             backend = FilesystemBackend(self.root, durable=self._durable)
         self.storage = RegistryStorage(backend, cache=self._cache)
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="layerlab-registry")

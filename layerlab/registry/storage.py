@@ -27,7 +27,7 @@ from ..digest import Digest
 from ..errors import InvalidDigestError
 from .backend import FilesystemBackend, MemoryBackend
 from .codes import APIError
-from .manifest import ParsedManifest, manifest_digest, parse_manifest
+from .manifest import ParsedManifest, parse_manifest
 
 Backend = FilesystemBackend | MemoryBackend
 
@@ -190,7 +190,11 @@ class RegistryStorage:
                            detail={"digest": str(claimed), "actual": str(actual)})
         size = session.size
         with self.lock:
-            self.backend.commit_upload(session.file, claimed)
+            try:
+                self.backend.commit_upload(session.file, claimed)
+            except BaseException:
+                session.file.discard()
+                raise
             self.link_blob(session.repository, claimed, size)
         return t1 - t0, time.perf_counter() - t1
 
@@ -342,6 +346,3 @@ class RegistryStorage:
             self._blob_cache.clear()
             self._manifest_cache.clear()
             return GCResult(len(deleted), freed, kept)
-
-    def manifest_digest(self, body: bytes, media_type: str) -> Digest:
-        return manifest_digest(body, media_type)

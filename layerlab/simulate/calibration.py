@@ -146,6 +146,47 @@ def measure_disk(data: bytes, repeat: int, directory: str | None = None) -> floa
     return 2 * len(data) / seconds
 
 
+_PROBE_DATA: list[bytes] = []
+
+
+def cpu_probe(seconds: float = 0.1, threads: int | None = None) -> tuple[float, float]:
+    """How much CPU this process gets right now: ``(rate, parallelism)`` - the bytes/s
+    one thread compresses (ISA-L level 1, which releases the GIL) over ``seconds``, and
+    how many times that ``threads`` threads (default: one per core) achieve together."""
+    import threading
+
+    from isal import isal_zlib
+
+    if not _PROBE_DATA:
+        _PROBE_DATA.append(typical_content(256 << 10, seed="cpu-probe"))
+    data = _PROBE_DATA[0]
+    threads = threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (threads or os.cpu_count() or 1)
+
+    def spin(out: list[int], deadline: float) -> None:
+        done = 0
+        while time.perf_counter() < deadline:
+            isal_zlib.compress(data, 1)
+            done += len(data)
+        out.append(done)
+
+    one: list[int] = []
+    t0 = time.perf_counter()
+    spin(one, t0 + seconds / 2)
+    single = one[0] / (time.perf_counter() - t0)
+    if threads <= 1:
+        return single, 1.0
+    many: list[int] = []
+    t0 = time.perf_counter()
+    workers = [threading.Thread(target=spin, args=(many, t0 + seconds / 2)) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    together = sum(many) / (time.perf_counter() - t0)
+    return single, max(1.0, min(float(threads), together / single))
+
+
 def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
     """Seconds of one write transaction of the pusher's digest cache (a ``forget``)."""
     from ..push.cache import CacheRecord, DigestCache
@@ -238,6 +279,7 @@ def calibrate(quick: bool = True, registry: bool = True, keys: Sequence[str] | N
         "sha256_rate": measure_sha256(sample * (2 if quick else 4), repeat),
         "disk_rate": measure_disk(sample * (4 if quick else 8), repeat),
         "client_request_overhead": 0.0,
+        "probe_rate": cpu_probe()[0],
         "source": f"calibrated {time.strftime('%Y-%m-%d %H:%M:%S')} ({'quick' if quick else 'full'})",
     }
     try:

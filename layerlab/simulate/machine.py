@@ -62,7 +62,11 @@ class MachineProfile:
     * ``registry_commit_rate``: bytes/s of the commit itself (flushing the blob to disk
       and moving it into place); ``inf`` when it costs nothing per byte;
     * ``registry_cores``: cores the registry can use at once (1 for a Python registry);
-    * ``disk_rate``: bytes/s of local temporary-file writes and reads.
+    * ``disk_rate``: bytes/s of local temporary-file writes and reads;
+    * ``cpu_capacity``: cores' worth of CPU the client really gets (0: ``cores``; less on
+      a machine shared with other work);
+    * ``probe_rate``: what :func:`~layerlab.simulate.calibration.cpu_probe` measured at
+      calibration (bytes/s), the reference :meth:`under_load` scales from.
     """
 
     cores: int = 2
@@ -80,6 +84,8 @@ class MachineProfile:
     registry_commit_rate: float = float("inf")
     registry_cores: int = 1
     disk_rate: float = 1000 * MB
+    cpu_capacity: float = 0.0
+    probe_rate: float = 0.0
     source: str = "defaults (ANCHORS.md)"
 
     def __post_init__(self) -> None:
@@ -112,6 +118,30 @@ class MachineProfile:
     def with_options(self, **changes: Any) -> "MachineProfile":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @property
+    def cpu(self) -> float:
+        """Cores' worth of CPU available to the client (``cpu_capacity`` or ``cores``)."""
+        return self.cpu_capacity or float(self.cores)
+
+    def under_load(self, probe_rate: float, parallelism: float) -> "MachineProfile":
+        """This profile on the machine as it is now: every CPU-bound figure scaled by
+        ``probe_rate / self.probe_rate`` (a single thread's speed now vs at calibration),
+        and ``parallelism`` cores' worth of CPU (both from ``cpu_probe()``)."""
+        factor = probe_rate / self.probe_rate if self.probe_rate > 0 and probe_rate > 0 else 1.0
+        return replace(
+            self,
+            compress_rate={k: v * factor for k, v in self.compress_rate.items()},
+            sha256_rate=self.sha256_rate * factor,
+            registry_ingest_rate=self.registry_ingest_rate * factor,
+            registry_reread_rate=self.registry_reread_rate * factor,
+            client_request_overhead=self.client_request_overhead / factor,
+            client_push_overhead=self.client_push_overhead / factor,
+            registry_request_overhead=self.registry_request_overhead / factor,
+            registry_lookup_cost=self.registry_lookup_cost / factor,
+            registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,
+            cpu_capacity=min(float(self.cores), max(0.1, parallelism)),
+            probe_rate=probe_rate)
 
     # -- persistence -------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -246,7 +246,7 @@ def run_scenario(sc: Scenario):
 
     m, n, r = sc.machine, sc.network, sc.registry
     capacity = {
-        "cpu": float(m.cores),
+        "cpu": m.cpu,
         "cache_db": 1.0,
         "compress_pool": float(sc.threads),
         "net": n.bandwidth,

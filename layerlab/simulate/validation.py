@@ -153,15 +153,17 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
                 workdir: str | None = None) -> MachineProfile:
     """A quick calibration, with compression speeds measured on the images' content and
     the pusher's own costs (per push, per request) measured with real re-pushes."""
-    from .calibration import calibrate, measure_compression, measure_registry
+    from .calibration import calibrate, cpu_probe, measure_compression, measure_registry
 
     machine = base or calibrate(quick=True, registry=False, save=False)
+    before = cpu_probe(0.2)[0]
     machine = machine.with_options(**measure_registry(16 << 20, 5))
     sample = _content_sample(images)
     if sample:
         rates, _ = measure_compression(keys, sample, 3)
         machine = machine.with_options(compress_rate={**machine.compress_rate, **rates},
                                        source=machine.source + "; compression on the images")
+    machine = machine.with_options(probe_rate=(before + cpu_probe(0.2)[0]) / 2)
     if images:
         machine = pusher_costs(images, machine, workdir)
     return machine
@@ -251,20 +253,25 @@ def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
     return result.wall_seconds, result.bytes_uploaded, requests, held
 
 
-def _run_case(case: Case, image: Any, specs: Sequence[LayerSpec], machine: MachineProfile,
-              workdir: Path, repeat: int = 1) -> dict[str, Any]:
+def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
+             runs: Sequence[tuple[float, int, int, frozenset[int]]],
+             probes: Sequence[tuple[float, float]]) -> dict[str, Any]:
+    """The row of one case: its measured runs against the simulation of the same push."""
     from .simulation import simulate
 
-    profile = validation_profile(case.profile)
-    runs = [_measure(case, image, profile, workdir) for _ in range(max(1, repeat))]
+    base_rate = machine.probe_rate
     measured = statistics.median(run[0] for run in runs)
     _, sent, requests, held = runs[0]
+    if probes:  # the machine as it was around these pushes (it is shared)
+        machine = machine.under_load(statistics.median(p[0] for p in probes),
+                                     statistics.median(p[1] for p in probes))
     known = "none" if case.present == "none" else "all"
     predicted = simulate(
-        specs, profile, network=Network(parse_rate(case.bandwidth), parse_duration(case.latency)),
+        specs, validation_profile(case.profile),
+        network=Network(parse_rate(case.bandwidth), parse_duration(case.latency)),
         registry=RegistrySettings(cache=case.cache, colocated=True, serial_throttle=True),
-        machine=machine,
-        existing=sorted(held), known=known, repository=REPOSITORY, label=case.name)
+        machine=machine, existing=sorted(held), known=known, repository=REPOSITORY,
+        label=case.name)
     return {
         "case": case.name, "image": case.image, "profile": case.profile,
         "present": case.present, "cache": case.cache, "bandwidth": case.bandwidth,
@@ -275,26 +282,37 @@ def _run_case(case: Case, image: Any, specs: Sequence[LayerSpec], machine: Machi
         "bytes_predicted": predicted.bytes_sent, "bytes_measured": sent,
         "requests_predicted": predicted.requests, "requests_measured": requests,
         "dominant_phase": predicted.dominant_phase,
+        "cpu_factor": machine.probe_rate / base_rate if base_rate else 1.0,
+        "cpu_capacity": machine.cpu,
     }
 
 
 def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | None = None,
              machine: MachineProfile | str | None = None, workdir: str | None = None,
-             repeat: int = 1, on_case: Any = None) -> ValidationResult:
+             repeat: int = 1, load_probe: bool = False, on_case: Any = None) -> ValidationResult:
     """Push and simulate every case; return predicted vs measured.
 
     ``images`` maps a label to an Image or reference (default: the committed sample
     images ``app14`` and ``app24`` as ``"14"`` and ``"24"``); ``cases`` defaults to
     :func:`grid` over them. ``machine``: a profile to use as is, or ``None`` to
-    calibrate first (quick, compression measured on the images). ``on_case(row)`` is
-    called after each case (progress). ``repeat`` measures each case that many times
-    (fresh registry each time) and keeps the median.
+    calibrate first (quick, compression measured on the images). ``repeat``: each case
+    is measured that many times, in rounds over all cases (so a burst of other work on
+    the machine hits different cases), fresh registry each time; the median counts.
+    ``on_case(row)`` is called as each case completes (progress). ``load_probe``: when
+    the machine is shared with steady work, a short CPU probe (``cpu_probe``) before
+    each measured push, and the prediction uses the profile scaled to what it found
+    (:meth:`MachineProfile.under_load`).
     """
+    from .calibration import cpu_probe
+
     if images is None:
         images = {"14": f"docker-archive:{SAMPLES / 'app14.tar'}",
                   "24": f"docker-archive:{SAMPLES / 'app24.tar'}"}
     opened = {label: _open(image) for label, image in images.items()}
     cases = list(cases) if cases is not None else grid(tuple(opened))
+    for case in cases:
+        if case.image not in opened:
+            raise ValueError(f"case {case.name}: no image labelled {case.image!r}")
     keys = sorted({compression_key(p.compression, p.engine, p.level)
                    for p in (validation_profile(c.profile) for c in cases)})
     if machine is None:
@@ -303,15 +321,19 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
         mach = load_machine(machine)
     specs = {label: layers_from_image(image, keys=keys, machine=mach)
              for label, image in opened.items()}
-    rows = []
+    runs: list[list[Any]] = [[] for _ in cases]
+    probes: list[list[tuple[float, float]]] = [[] for _ in cases]
+    rows: list[dict[str, Any]] = []
+    rounds = max(1, repeat)
     with tempfile.TemporaryDirectory(prefix="layerlab-validate-", dir=workdir) as tmp:
-        for case in cases:
-            if case.image not in opened:
-                raise ValueError(f"case {case.name}: no image labelled {case.image!r}")
-            row = _run_case(case, opened[case.image], specs[case.image], mach, Path(tmp), repeat)
-            rows.append(row)
-            if on_case is not None:
-                on_case(row)
+        for round_ in range(rounds):
+            for i, case in enumerate(cases):
+                if load_probe:
+                    probes[i].append(cpu_probe(0.2))
+                profile = validation_profile(case.profile)
+                runs[i].append(_measure(case, opened[case.image], profile, Path(tmp)))
+                if round_ == rounds - 1:
+                    rows.append(_predict(case, specs[case.image], mach, runs[i], probes[i]))
+                    if on_case is not None:
+                        on_case(rows[-1])
     return ValidationResult(tuple(rows), mach)
-
-

@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""layerlab push vs skopeo copy, into Debian's Distribution (docker-registry) on loopback.
+
+    python benchmarks/bench_push.py [--runs 3] [--scale 1.0] [--dir /tmp/layerlab-bench]
+                                    [--json results.json] [--cases fresh14,fresh24,...]
+
+Images come from ``benchmarks/genimage.py`` (780 MB of files in 14 layers, the same files
+in 24 layers, and big14-b sharing big14's first 5 layers). Each tool runs as a child
+process (wall time and peak RSS from ``wait4``), interleaved run by run, each sequence
+against a fresh Distribution data directory. skopeo's blob-info cache
+(``/var/lib/containers/cache/blob-info-cache-v1.boltdb``) is deleted before every skopeo
+run except the warm-cache one, as on a fresh CI runner; layerlab gets an empty digest
+cache except in the warm-cache case. Pushed bytes are measured in the registry's storage.
+
+Cases (per tool, in this order on one registry):
+
+* ``fresh14`` - push big14 to an empty registry;
+* ``repush`` - push big14 again, unchanged, with an empty local cache;
+* ``warm`` - push big14 again with the local cache of the fresh push (whole process);
+* ``shared5`` - push big14-b (first 5 layers shared) to another tag of the same repository;
+* ``fresh24`` - push big24 to another empty registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+SKOPEO_CACHE = Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb")
+LAYERLAB = [sys.executable, "-m", "layerlab"]
+GOALS = {  # case -> (max time ratio layerlab/skopeo, max bytes ratio, absolute seconds)
+    "fresh14": (0.4, 1.06, None),
+    "fresh24": (0.4, None, None),
+    "repush": (0.1, None, None),
+    "warm": (None, None, 0.25),
+    "shared5": (0.4, None, None),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Distribution:
+    """A docker-registry process with its own data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        config = root / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n")
+        self.log = open(root / "registry.log", "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("docker-registry did not start")
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def blob_bytes(self) -> int:
+        total = 0
+        for dirpath, _, files in os.walk(self.root / "data" / "docker" / "registry" / "v2" / "blobs"):
+            total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def run_child(argv: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Run a command; return (wall seconds, peak RSS bytes). Fails loudly on error."""
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out_f, stderr=err_f, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out_f.seek(0)
+            err_f.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): "
+                               f"{err_f.read().decode()[-2000:]}{out_f.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def skopeo(image: Path, dest: str, keep_cache: bool = False) -> tuple[float, int]:
+    if not keep_cache:
+        SKOPEO_CACHE.unlink(missing_ok=True)
+    return run_child(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                      f"docker-archive:{image}", f"docker://{dest}"])
+
+
+def layerlab(image: Path, dest: str, cache_dir: Path) -> tuple[float, int]:
+    return run_child([*LAYERLAB, "push", f"docker-archive:{image}", dest, "--quiet",
+                      "--cache-dir", str(cache_dir)])
+
+
+def one_sequence(tool: str, images: dict[str, Path], work: Path, run: int,
+                 cases: list[str]) -> dict[str, dict]:
+    """Every case for one tool, on fresh registries; {case: {seconds, rss, bytes}}."""
+    out: dict[str, dict] = {}
+    empty = lambda name: Path(tempfile.mkdtemp(prefix=f"ll-cache-{name}-", dir=work))  # noqa: E731
+    warm_cache = empty("warm")
+
+    def push(image: Path, dest: str, cache: Path | None, keep: bool = False) -> tuple[float, int]:
+        if tool == "skopeo":
+            return skopeo(image, dest, keep_cache=keep)
+        return layerlab(image, dest, cache if cache is not None else empty("x"))
+
+    if {"fresh14", "repush", "warm", "shared5"} & set(cases):
+        reg = Distribution(work / f"reg-{tool}-{run}-a")
+        try:
+            dest = f"{reg.host}/bench/big:{run}"
+            seconds, rss = push(images["big14"], dest, warm_cache)
+            out["fresh14"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes()}
+            if "repush" in cases:
+                seconds, rss = push(images["big14"], dest, None)
+                out["repush"] = {"seconds": seconds, "rss": rss}
+            if "warm" in cases:
+                seconds, rss = push(images["big14"], dest, warm_cache, keep=True)
+                out["warm"] = {"seconds": seconds, "rss": rss}
+            if "shared5" in cases:
+                before = reg.blob_bytes()
+                seconds, rss = push(images["big14-b"], f"{reg.host}/bench/big:{run}-b", None)
+                out["shared5"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes() - before}
+        finally:
+            reg.stop()
+    if "fresh24" in cases:
+        reg = Distribution(work / f"reg-{tool}-{run}-b")
+        try:
+            seconds, rss = push(images["big24"], f"{reg.host}/bench/big24:{run}", empty("24"))
+            out["fresh24"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes()}
+        finally:
+            reg.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/layerlab-bench"))
+    parser.add_argument("--cases", default="fresh14,repush,warm,shared5,fresh24")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args(argv)
+    cases = args.cases.split(",")
+    for tool in ("skopeo", "docker-registry"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed", file=sys.stderr)
+            return 2
+    from genimage import generate
+
+    images = {name: Path(generate(args.dir, name, scale=args.scale))
+              for name in ("big14", "big24", "big14-b")}
+    load_before = os.getloadavg()
+    results: dict[str, dict[str, list[dict]]] = {"layerlab": {}, "skopeo": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
+        work = Path(tmp)
+        for run in range(args.runs):
+            order = ("layerlab", "skopeo") if run % 2 == 0 else ("skopeo", "layerlab")
+            for tool in order:
+                figures = one_sequence(tool, images, work, run, cases)
+                for case, value in figures.items():
+                    results[tool].setdefault(case, []).append(value)
+                print(f"run {run + 1}/{args.runs} {tool}: " + ", ".join(
+                    f"{c} {v['seconds']:.2f}s" for c, v in figures.items()), file=sys.stderr)
+    load_after = os.getloadavg()
+    print_table(results, cases, args.runs, load_before, load_after)
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "load": [load_before, load_after],
+                                         "runs": args.runs, "scale": args.scale}, indent=1))
+    return 0
+
+
+def _median(values: list[dict], key: str) -> float | None:
+    picked = [v[key] for v in values if key in v]
+    return statistics.median(picked) if picked else None
+
+
+def print_table(results: dict, cases: list[str], runs: int, load_before, load_after) -> None:
+    print(f"median of {runs} interleaved runs; load average before "
+          f"{load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+    print("| case | layerlab | skopeo | ratio | goal | met |")
+    print("|---|---|---|---|---|---|")
+    for case in cases:
+        ll, sk = results["layerlab"].get(case), results["skopeo"].get(case)
+        if not ll or not sk:
+            continue
+        t_ll, t_sk = _median(ll, "seconds"), _median(sk, "seconds")
+        ratio = t_ll / t_sk
+        time_goal, bytes_goal, absolute = GOALS[case]
+        if absolute is not None:
+            goal, met = f"<= {absolute} s", t_ll <= absolute
+        else:
+            goal, met = f"<= {time_goal}x time", ratio <= time_goal
+        print(f"| {case} time | {t_ll:.3f} s | {t_sk:.3f} s | {ratio:.2f}x | {goal} | "
+              f"{'yes' if met else 'no'} |")
+        if bytes_goal is not None or case in ("fresh24", "shared5"):
+            b_ll, b_sk = _median(ll, "bytes"), _median(sk, "bytes")
+            if b_ll is not None and b_sk:
+                ok = "" if bytes_goal is None else ("yes" if b_ll / b_sk <= bytes_goal else "no")
+                goal = "" if bytes_goal is None else f"<= {bytes_goal}x bytes"
+                print(f"| {case} pushed bytes | {b_ll / 1e6:.1f} MB | {b_sk / 1e6:.1f} MB | "
+                      f"{b_ll / b_sk:.3f}x | {goal} | {ok} |")
+    rss_ll = max(v["rss"] for values in results["layerlab"].values() for v in values)
+    rss_sk = max(v["rss"] for values in results["skopeo"].values() for v in values)
+    print(f"| peak RSS (max over runs) | {rss_ll / 1e6:.0f} MB | {rss_sk / 1e6:.0f} MB | "
+          f"{rss_ll / rss_sk:.2f}x | <= 1x | {'yes' if rss_ll <= rss_sk else 'no'} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
