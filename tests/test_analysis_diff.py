@@ -30,7 +30,7 @@ def independent_diff(root_a: Path, root_b: Path) -> dict[str, list]:
     a, b = tree_listing(root_a), tree_listing(root_b)
     modified = []
     for path in sorted(a.keys() & b.keys()):
-        (ka, sa, ma, ta, _), (kb, sb, mb, tb, _) = a[path], b[path]
+        (ka, _, ma, ta, _), (kb, _, mb, tb, _) = a[path], b[path]
         changes = []
         if ka != kb:
             changes.append("type")
@@ -226,3 +226,23 @@ def test_json_is_serialisable_and_frames(samples):
     assert len(result.files.to_frame()) == len(data["files"]["added"]) + \
         len(data["files"]["removed"]) + len(data["files"]["modified"])
     assert "app24" in result._repr_html_() and result.plot().data
+
+
+def test_zstd_and_oci_archive_sources(samples):
+    plain = archive(samples, "app-v1")
+    zstd = open_image(f"oci:{samples}/oci/zstd:app-v1")
+    assert diff(zstd, plain, files=True).identical
+    packed = open_image(f"oci-archive:{samples}/oci-archive/app-v1.tar")
+    result = diff(packed, archive(samples, "app-v2"), files=True)
+    assert result.files.summary() == "4 added, 0 removed, 1 modified paths (+14.0 kB)"
+
+
+def test_public_api():
+    import layerlab
+    from layerlab import analysis
+
+    assert layerlab.diff is analysis.diff
+    assert layerlab.efficiency is analysis.efficiency
+    assert layerlab.shared_layers is analysis.shared_layers
+    assert layerlab.layer_advice is analysis.layer_advice
+    assert layerlab.context_report is analysis.context_report
