@@ -206,3 +206,15 @@ def test_hard_link_to_missing_target_is_a_warning(tmp_path):
     fs.apply([ScannedEntry("b", "hardlink", 0, 0o644, 0, 0, 0.0, "missing")], 0)
     assert fs.warnings == ["layer 0: hard link b -> missing: target does not exist"]
     assert image.layers  # the archive itself is fine
+
+
+def test_gnu_sparse_falls_back_to_tarfile():
+    info = tarfile.TarInfo("sparse")
+    info.type, info.size = tarfile.GNUTYPE_SPARSE, 0
+    header = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    plain = layer_tar([("file", "a", b"abc")]).data
+    data = header + plain  # a GNU sparse member (no data), then a normal layer
+    for compression in ("none", "gzip"):
+        scan = scan_layer(_raw_layer(data, compression))
+        assert [(e.path, e.offset) for e in scan.entries] == [("sparse", -1), ("a", -1)]
+        assert scan.tar_size == len(data) and not scan.seekable

@@ -240,15 +240,16 @@ class ImageDiff:
                                            "uncompressed_size", "created_by", "in_other"])
 
     def plot(self):
-        """Layer sizes of both images, common base and the rest (files: size delta per
-        top-level directory, when compared)."""
+        """Stored layer sizes: the common base, the layers removed from ``a`` and the
+        layers added in ``b``."""
         import plotly.graph_objects as go
 
         fig = go.Figure()
-        for label, refs in (("common", self.layers.common), ("removed (a)", self.layers.removed),
-                            ("added (b)", self.layers.added)):
-            fig.add_bar(x=[f"{'a' if label.startswith('removed') else 'b' if label.startswith('added') else 'a+b'}"
-                           f"[{r.index}]" for r in refs], y=[r.size for r in refs], name=label)
+        for label, prefix, refs in (("common", "a+b", self.layers.common),
+                                    ("removed (a)", "a", self.layers.removed),
+                                    ("added (b)", "b", self.layers.added)):
+            fig.add_bar(x=[f"{prefix}[{r.index}]" for r in refs], y=[r.size for r in refs],
+                        name=label, hovertext=[r.created_by[:120] for r in refs])
         fig.update_layout(title=f"{self.a} -> {self.b}: {self.summary()}",
                           yaxis_title="bytes (stored)", xaxis_title="layer")
         return fig

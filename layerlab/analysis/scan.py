@@ -2,7 +2,7 @@
 
 The analyses need every layer's headers (paths, types, sizes, modes) but rarely the file
 data. :func:`scan_layer` parses POSIX ustar, pax and GNU long-name headers directly
-(about ten times faster than :mod:`tarfile`), seeks over file data when the layer is an
+(several times faster than :mod:`tarfile`), seeks over file data when the layer is an
 uncompressed file on disk and reads past it otherwise. Layouts it does not parse itself
 (GNU sparse files, multi-volume members) fall back to :meth:`Layer.entries`.
 
@@ -353,7 +353,11 @@ def scan_layer(layer: Layer) -> LayerScan:
         pass
     slow = [ScannedEntry(e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.linkname,
                          e.whiteout, e.opaque) for e in layer.entries()]
-    return LayerScan(layer, tuple(slow), layer.uncompressed_size or 0, False)
+    tar_size = layer.uncompressed_size
+    if tar_size is None:
+        with layer.open_uncompressed(verify=False) as stream:
+            tar_size = _Window(stream, False, what).drain()
+    return LayerScan(layer, tuple(slow), tar_size, False)
 
 
 def scan_layers(layers: Sequence[Layer], workers: int | None = None) -> list[LayerScan]:

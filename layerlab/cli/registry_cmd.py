@@ -73,7 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
     import threading
 
     from layerlab.registry import LocalRegistry
+    from layerlab.registry.server import tune_allocator
 
+    tune_allocator()  # this process only serves: keep network buffers' memory mapped
     registry = LocalRegistry(
         args.root, memory=args.memory, host=args.host, port=args.port,
         cache=not args.no_cache, verify=args.verify, bandwidth=args.bandwidth,

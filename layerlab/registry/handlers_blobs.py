@@ -59,6 +59,7 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
     loop = asyncio.get_running_loop()
     content = request.content
     limit = ctx.settings.max_blob_size
+    already = session.size
     batch: list[bytes] = []
     batch_size = received = 0
     pending: asyncio.Future | None = None
@@ -78,7 +79,7 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
             received += len(chunk)
             if expected is not None and received > expected:
                 raise APIError("SIZE_INVALID", f"body longer than the declared {expected} bytes")
-            if limit is not None and session.size + batch_size + len(chunk) > limit:
+            if limit is not None and already + received > limit:
                 raise APIError("SIZE_INVALID", f"blob larger than the limit of {limit} bytes",
                                status=413)
             if ctx.throttle.active:

@@ -26,10 +26,13 @@ decided by the same :class:`~layerlab.push.PushProfile` fields:
    the manifest (HEAD with ``always``; PUT unless it is there already).
 
 Resources (shared as in :mod:`.engine`): ``cpu`` (client cores), ``compress_pool`` (the
-pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores; when
-``colocated`` its work takes client ``cpu`` too), ``disk`` (temp files), ``proxy_disk``,
-``backend`` (the registry's storage moves). Every request first waits ``rtt +
-client_request_overhead + request_overhead + lookups * lookup_cost``.
+pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores),
+``disk`` (temp files), ``cache_db`` (the client's digest cache, one writer),
+``proxy_disk``, ``backend`` (the registry's storage moves), and ``gil`` when the
+registry is ``colocated`` (a Python registry in the client's process: its receiving
+and every request's handling hold the interpreter lock, and take client ``cpu``).
+Every request waits ``rtt`` plus ``client_request_overhead + request_overhead +
+lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock).
 """
 
 from __future__ import annotations
@@ -58,12 +61,29 @@ class _Costs:
             self.lookup = r.lookup_cost if r.lookup_cost is not None else m.registry_lookup_cost
         self.ingest = r.ingest_rate if r.ingest_rate is not None else m.registry_ingest_rate
         self.reread = r.reread_rate if r.reread_rate is not None else m.registry_reread_rate
-        self.registry_resources = ("registry", "cpu") if r.colocated else ("registry",)
+        self.colocated = r.colocated
+        self.registry_resources = ("registry", "cpu", "gil") if r.colocated else ("registry",)
 
-    def request(self, lookups: float = 0) -> float:
-        """Seconds a request waits before its body moves (or its answer comes)."""
-        return (self.sc.network.rtt + self.sc.machine.client_request_overhead
-                + self.overhead + lookups * self.lookup)
+    def req(self, lookups: float = 0, work: tuple[Component, ...] = ()) -> dict[str, Any]:
+        """``delay`` and ``components`` of a request step doing ``work``: a round trip,
+        then the client's and the registry's time per request. When the registry is
+        colocated (a Python registry in the client's process) that time is CPU work
+        holding the interpreter lock, shared by all concurrent requests; otherwise a
+        plain delay."""
+        server = self.overhead + lookups * self.lookup
+        busy = self.sc.machine.client_request_overhead + server
+        if self.colocated:
+            return {"delay": self.sc.network.rtt,
+                    "components": tuple(work) + (Component(("gil", "cpu"), busy, 1.0),)}
+        return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}
+
+    def server(self, lookups: float, work: tuple[Component, ...] = ()) -> dict[str, Any]:
+        """The registry's lookups inside a request already counted (a monolithic PUT's
+        commit)."""
+        seconds = lookups * self.lookup
+        if self.colocated:
+            return {"components": tuple(work) + (Component(("gil", "cpu"), seconds, 1.0),)}
+        return {"delay": seconds, "components": tuple(work)}
 
     def registry_ingest(self, nbytes: int) -> Component:
         """The registry receiving, hashing and writing ``nbytes`` (one core per request)."""
@@ -98,16 +118,15 @@ def _body(costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
     request's delay, then the body; a buffering proxy receives it all, then forwards it."""
     reg = costs.sc.registry
     net = costs.network(nbytes)
-    delay = costs.request()
     if reg.proxy_buffer is None:
-        yield Step("upload", name, client + (net, costs.registry_ingest(nbytes)), delay=delay,
+        yield Step("upload", name, **costs.req(0, client + (net, costs.registry_ingest(nbytes))),
                    bytes=nbytes, bytes_in=bytes_in, requests=requests, detail=detail)
         return
     to_disk = nbytes > reg.proxy_buffer
     receive = client + (net,)
     if to_disk:
         receive += (Component(("proxy_disk",), float(nbytes)),)
-    yield Step("upload", name, receive, delay=delay, bytes=nbytes, bytes_in=bytes_in,
+    yield Step("upload", name, **costs.req(0, receive), bytes=nbytes, bytes_in=bytes_in,
                requests=requests, detail=detail)
     forward = (Component(("proxy_disk",) if to_disk else ("proxy_memory",), float(nbytes)),
                costs.registry_ingest(nbytes))
@@ -130,10 +149,10 @@ def _send(sc: Scenario, costs: _Costs, name: str, nbytes: int, client: tuple[Com
     session is open already, from a refused mount)."""
     p = sc.profile
     if not session:
-        yield Step("upload", name, delay=costs.request(), requests=1, detail="POST")
+        yield Step("upload", name, **costs.req(), requests=1, detail="POST")
     if p.upload == "monolithic":  # one PUT ?digest= carrying the body; commit inside it
         yield from _body(costs, name, nbytes, client, bytes_in, "PUT")
-        yield Step("upload", name, _commit_work(sc, costs, nbytes), delay=costs.lookup,
+        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, nbytes)),
                    detail="commit")
         return
     if p.upload == "chunked" and nbytes > p.chunk_size > 0:
@@ -147,8 +166,8 @@ def _send(sc: Scenario, costs: _Costs, name: str, nbytes: int, client: tuple[Com
             sent += part
     else:
         yield from _body(costs, name, nbytes, client, bytes_in, "PATCH")
-    yield Step("commit", name, _commit_work(sc, costs, nbytes),
-               delay=costs.request(lookups=1), requests=1, detail="PUT")
+    yield Step("commit", name, **costs.req(1, _commit_work(sc, costs, nbytes)), requests=1,
+               detail="PUT")
 
 
 def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator[Step]:
@@ -165,7 +184,7 @@ def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator
     if plan.small:  # compressed in memory, then one request with the body
         yield Step("upload", name, cpu, bytes_in=size_in, detail="in memory")
         yield from _body(costs, name, size_out, (), 0, "monolithic")
-        yield Step("upload", name, _commit_work(sc, costs, size_out), delay=costs.lookup,
+        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, size_out)),
                    detail="commit")
         return
     if plan.compress and p.upload == "monolithic":  # the digest must precede the body
@@ -177,7 +196,7 @@ def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator
 def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
     name = sc.layers[plan.index].name
     if plan.check:
-        yield Step("check", name, delay=costs.request(lookups=1), requests=1,
+        yield Step("check", name, **costs.req(1), requests=1,
                    outcome="exists" if plan.exists else "missing")
         if plan.exists:
             return
@@ -185,7 +204,7 @@ def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
             yield Step("check", name, (Component(("cache_db",), sc.machine.client_cache_write),),
                        detail="stale cache entry forgotten")
     if plan.mount_from is not None:
-        yield Step("mount", name, delay=costs.request(lookups=2), requests=1,
+        yield Step("mount", name, **costs.req(2), requests=1,
                    outcome="mounted" if plan.mounted else "refused")
         if plan.mounted:
             return
@@ -203,26 +222,26 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
     always = p.check_existing == "always"
     present = sc.config_present
     if always:
-        yield Step("check", "config", delay=costs.request(lookups=1), requests=1,
+        yield Step("check", "config", **costs.req(1), requests=1,
                    outcome="exists" if present else "missing")
     if not (always and present):
         nbytes = sc.config_size
         if getattr(p, "small_blob_limit", 0):
             yield from _body(costs, "config", nbytes, (), 0, "monolithic")
-            yield Step("upload", "config", delay=costs.lookup, detail="commit")
+            yield Step("upload", "config", **costs.server(1), detail="commit")
         else:
             yield from _send(sc, costs, "config", nbytes, (), 0, False)
     if always and present and looked_up:
         yield Step("manifest", "manifest", outcome="exists", detail="same blobs")
         return
     if always:
-        yield Step("manifest", "manifest", delay=costs.request(lookups=1), requests=1,
+        yield Step("manifest", "manifest", **costs.req(1), requests=1,
                    outcome="exists" if present else "missing", detail="HEAD")
         if present:
             return
-    yield Step("manifest", "manifest", (costs.network(sc.manifest_size),),
-               delay=costs.request(lookups=len(sc.layers) + 1), bytes=sc.manifest_size,
-               requests=1, outcome="pushed")
+    yield Step("manifest", "manifest",
+               **costs.req(len(sc.layers) + 1, (costs.network(sc.manifest_size),)),
+               bytes=sc.manifest_size, requests=1, outcome="pushed")
 
 
 def run_scenario(sc: Scenario):
@@ -235,7 +254,7 @@ def run_scenario(sc: Scenario):
 
     def main() -> Iterator[Any]:
         for k in range(lookups):
-            yield Step("lookup", "lookup", delay=costs.request(), requests=1,
+            yield Step("lookup", "lookup", **costs.req(), requests=1,
                        detail=f"request {k + 1} of {lookups}")
         workers = min(sc.workers, len(plans)) or 1
         yield Parallel(tuple(_worker(sc, costs, queue) for _ in range(workers)))
@@ -248,6 +267,7 @@ def run_scenario(sc: Scenario):
     capacity = {
         "cpu": m.cpu,
         "cache_db": 1.0,
+        "gil": 1.0,
         "compress_pool": float(sc.threads),
         "net": n.bandwidth,
         "registry": float(r.cores if r.cores is not None else m.registry_cores),

@@ -171,38 +171,39 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
 
 def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | None = None,
                  repeat: int = 3) -> MachineProfile:
-    """``machine`` with the pusher's fixed cost per push (``client_push_overhead``) and,
-    given images with different layer counts, its own cost per request
-    (``client_request_overhead``) fitted on re-pushes (everything present, one layer at
-    a time, no latency): seconds = fixed + requests x per-request (a least-squares line
-    through the medians, one point per image)."""
+    """``machine`` with the pusher's own costs read from the timelines of real re-pushes
+    (everything present, one layer at a time, no latency): ``client_push_overhead`` is
+    the time before the first and after the last event (planning, the digest cache);
+    ``client_request_overhead`` the median HEAD as the pusher saw it, less the
+    registry's own time, plus the gaps between consecutive requests."""
     from ..push import push
     from ..registry import LocalRegistry
 
     profile = validation_profile("serial")
-    points = []
+    fixed, per_request = [], []
     with tempfile.TemporaryDirectory(prefix="layerlab-overhead-", dir=workdir) as tmp, \
             LocalRegistry(Path(tmp) / "registry") as registry:
         for n, image in enumerate(images):
             ref = f"{registry.host}/{REPOSITORY}-{n}:v1"
             push(image, ref, profile=profile, progress=False, cache_dir=Path(tmp) / "cache")
-            before = len(registry.log)
-            times = [push(image, ref, profile=profile, progress=False,
-                          cache_dir=Path(tmp) / "cache").wall_seconds for _ in range(repeat)]
-            points.append(((len(registry.log) - before) / repeat, statistics.median(times)))
+            for _ in range(repeat):
+                result = push(image, ref, profile=profile, progress=False,
+                              cache_dir=Path(tmp) / "cache")
+                events = sorted(result.events, key=lambda e: e.start)
+                if not events:
+                    continue
+                fixed.append(events[0].start + result.wall_seconds - max(e.end for e in events))
+                heads = [e.end - e.start for e in events if e.phase == "check"]
+                gaps = [max(0.0, b.start - a.end) for a, b in zip(events, events[1:])]
+                if heads:
+                    per_request.append(statistics.median(heads) + sum(gaps) / len(events))
     server = machine.registry_request_overhead + machine.registry_cached_lookup_cost
-    counts = {round(x) for x, _ in points}
-    if len(counts) >= 2:
-        mean_x = statistics.fmean(x for x, _ in points)
-        mean_y = statistics.fmean(y for _, y in points)
-        slope = (sum((x - mean_x) * (y - mean_y) for x, y in points)
-                 / sum((x - mean_x) ** 2 for x, _ in points))
-        client = max(0.0, slope - server)
-    else:
-        client = machine.client_request_overhead
-    per_request = server + client
-    fixed = statistics.median(max(0.0, y - x * per_request) for x, y in points)
-    return machine.with_options(client_request_overhead=client, client_push_overhead=fixed)
+    changes: dict[str, float] = {}
+    if fixed:
+        changes["client_push_overhead"] = max(0.0, statistics.median(fixed))
+    if per_request:
+        changes["client_request_overhead"] = max(0.0, statistics.median(per_request) - server)
+    return machine.with_options(**changes)
 
 
 def _prepare(registry: Any, host: str, image: Any, case: Case, profile: PushProfile,
