@@ -12,7 +12,8 @@ profile), 14 vs 24 layers, nothing / some / everything already present, the regi
 blob-descriptor cache on / off, 50 MB/s and 200 MB/s (10 ms latency), pushed to a fresh
 ``LocalRegistry`` (bandwidth and latency knobs) per run. ``--profiles`` adds others
 (``docker``: zlib level 6, five layers at once). Each case is measured ``--repeat`` times
-(median); the machine is calibrated first (quick, compression measured on the images).
+(the shortest: other work on the machine only adds time); the machine is calibrated
+first (quick, best-of figures, compression measured on the images).
 
 Prints one row per case (predicted s, measured s, error) and the median and worst
 absolute error. Goal: median |error| <= 10 %, worst <= 15 %.

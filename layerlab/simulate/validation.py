@@ -200,7 +200,7 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     server = machine.registry_request_overhead + machine.registry_cached_lookup_cost
     changes: dict[str, float] = {}
     if fixed:
-        changes["client_push_overhead"] = max(0.0, statistics.median(fixed))
+        changes["client_push_overhead"] = max(0.0, min(fixed))
     if per_request:
         changes["client_request_overhead"] = max(0.0, statistics.median(per_request) - server)
     return machine.with_options(**changes)
@@ -261,7 +261,7 @@ def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
     from .simulation import simulate
 
     base_rate = machine.probe_rate
-    measured = statistics.median(run[0] for run in runs)
+    measured = min(run[0] for run in runs)
     _, sent, requests, held = runs[0]
     if probes:  # the machine as it was around these pushes (it is shared)
         machine = machine.under_load(statistics.median(p[0] for p in probes),
@@ -298,7 +298,8 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
     :func:`grid` over them. ``machine``: a profile to use as is, or ``None`` to
     calibrate first (quick, compression measured on the images). ``repeat``: each case
     is measured that many times, in rounds over all cases (so a burst of other work on
-    the machine hits different cases), fresh registry each time; the median counts.
+    the machine hits different cases), fresh registry each time; the shortest counts
+    (other work only adds time; the calibration keeps the best figures likewise).
     ``on_case(row)`` is called as each case completes (progress). ``load_probe``: when
     the machine is shared with steady work, a short CPU probe (``cpu_probe``) before
     each measured push, and the prediction uses the profile scaled to what it found
