@@ -284,6 +284,14 @@ def test_cli_push_text_and_json(reg, tmp_path):
     assert data["totals"]["bytes_uploaded"] == 0
     mounted = _cli("push", src, f"{reg.host}/cli/other:1", "-q", env=env)
     assert "mounted from cli/base" in mounted.stdout
+    # a re-push the cache vouches for needs only HEADs: done without importing requests
+    code = ("import sys\nfrom layerlab.cli import main\n"
+            f"main(['push', {src!r}, '{reg.host}/cli/base:1', '-q'])\n"
+            "print('requests' in sys.modules, 'urllib3' in sys.modules)")
+    lean = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert lean.stdout.splitlines()[-1] == "False False", lean.stderr
+    assert "(exists)" in lean.stdout
     bad = _cli("push", src, "127.0.0.1:1/x/y:1", "-q", "--retries", "0", env=env)
     assert bad.returncode == 2
     assert bad.stderr.startswith("layerlab: error: push of ") and len(bad.stderr.splitlines()) == 1

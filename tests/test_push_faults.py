@@ -278,8 +278,22 @@ def test_authentication_refused_and_accepted(archive, tmp_path):
             _push(archive, secured.host, "auth/app")
         assert isinstance(caught.value.__cause__, AuthenticationError)
         assert caught.value.__cause__.code == "UNAUTHORIZED"
-        result = _push(archive, secured.host, "auth/app", auth=("alice", "secret"))
+        cache = DigestCache(tmp_path / "cache")
+        result = _push(archive, secured.host, "auth/app", auth=("alice", "secret"), cache=cache)
         assert result.totals["layers_pushed"] == 2
+        # credentials from Docker's config.json: the cache-vouched re-push starts with bare
+        # HEADs, is challenged (401), and goes on with the full, authenticating client
+        import base64
+
+        docker = tmp_path / "docker"
+        docker.mkdir()
+        token = base64.b64encode(b"alice:secret").decode()
+        (docker / "config.json").write_text(json.dumps({"auths": {secured.host: {"auth": token}}}))
+        again = _push(archive, secured.host, "auth/app", docker_config=str(docker), cache=cache)
+        assert {o.outcome for o in again.layers} == {"exists"}
+        assert again.manifest_outcome == "exists"
+        statuses = [e.status for e in secured.log.entries if e.kind == "blob_head"][-4:]
+        assert 200 in statuses
 
 
 def test_quota_refusal(archive):

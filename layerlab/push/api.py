@@ -9,6 +9,7 @@ from ..errors import LayerlabError, PushError
 from ..model import Image
 from ..reference import ArchiveReference, LayoutReference, RegistryReference, parse_reference
 from .cache import DigestCache
+from .lean import LeanClient, lean_eligible
 from .profiles import PushProfile, get_profile
 from .result import PushResult
 
@@ -93,11 +94,13 @@ def push(image: Image | str, destination: str | RegistryReference, *,
 
         image = open_image(image, platform=platform)
     own_client = client is None
-    if own_client:
-        client = _client(dest.registry, chosen, client_options)
+    lean = None
+    if own_client and "auth" not in client_options and lean_eligible(dest.registry, client_options):
+        lean = LeanClient(dest.registry, timeout=client_options.get("timeout", 30.0))
+    pusher = Pusher(image, dest, chosen, client, _cache(cache, cache_dir), tuple(lookup),
+                    progress=progress, temp_dir=temp_dir, lean=lean,
+                    client_factory=lambda: _client(dest.registry, chosen, client_options))
     try:
-        pusher = Pusher(image, dest, chosen, client, _cache(cache, cache_dir), tuple(lookup),
-                        progress=progress, temp_dir=temp_dir)
         return pusher.run()
     except PushError:
         raise
@@ -105,8 +108,10 @@ def push(image: Image | str, destination: str | RegistryReference, *,
         raise PushError(f"push of {image.reference} to {dest} failed, no manifest written: "
                         f"{exc}") from exc
     finally:
-        if own_client:
-            client.close()
+        if lean is not None:
+            lean.close()
+        if own_client and pusher._client is not None:
+            pusher._client.close()
 
 
 def copy(source: Image | str, destination: str, *, profile: str | PushProfile = "fast",

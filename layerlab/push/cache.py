@@ -108,6 +108,7 @@ class DigestCache:
             conn.execute("PRAGMA busy_timeout=15000")
             if create:
                 conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # a cache: durable enough
                 conn.executescript(_SCHEMA)
                 self._ready = True
         return conn

@@ -10,7 +10,7 @@ destination registry's manifests and configs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import mediatypes as mt
 from ..digest import Digest
@@ -115,17 +115,18 @@ def add_cached(tasks: Sequence[LayerTask], cache: DigestCache | None, registry: 
                                         blob.compression, "cache", blob.settings, repos))
 
 
-def add_from_registry(tasks: Sequence[LayerTask], client: Any, log: EventLog,
+def add_from_registry(tasks: Sequence[LayerTask], client: Callable[[], Any], log: EventLog,
                       dest: RegistryReference, settings: CompressionSettings,
                       lookup_refs: Sequence[str] = ()) -> ImageManifest | None:
     """Ask the registry about layers whose compressed form is not known to be there:
     the destination tag, the ``lookup_refs``, then other tags of the repository. Return
-    the destination tag's current manifest (None when absent or not looked up)."""
+    the destination tag's current manifest (None when absent or not looked up).
+    ``client`` gives the registry client, called only when there is something to ask."""
     unresolved = {t.diff_id for t in tasks if not t.stored and t.diff_id
                   and not any(k.repositories for k in t.known)}
     if not unresolved:
         return None
-    lookup = RegistryLookup(client, log)
+    lookup = RegistryLookup(client(), log)
     existing = lookup.destination(dest.repository, dest.reference)
     extra = [lookup_reference(text, dest) for text in lookup_refs]
     lookup.references([(ref.repository, ref.reference) for ref in extra], unresolved)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Callable
 
 from ..digest import Digest, digest_bytes
 from ..errors import DigestMismatchError, PushError, RegistryProtocolError
@@ -27,6 +27,7 @@ from ..model import Image, Layer
 from ..reference import RegistryReference
 from .cache import CacheRecord, DigestCache
 from .compress import CompressingStream, CompressionSettings
+from .lean import LeanClient, NeedFullClient
 from .lookup import Known
 from .manifests import build_manifest, config_descriptor, same_content
 from .plan import (NONDISTRIBUTABLE, LayerTask, add_cached, add_from_registry, plan_layers,
@@ -43,11 +44,20 @@ class Pusher:
 
     def __init__(self, image: Image, destination: RegistryReference, profile: Any, client: Any,
                  cache: DigestCache | None, lookup: tuple[str, ...] = (),
-                 progress: bool = True, temp_dir: str | None = None) -> None:
+                 progress: bool = True, temp_dir: str | None = None,
+                 client_factory: Callable[[], Any] | None = None,
+                 lean: LeanClient | None = None) -> None:
+        """``client`` is a RegistryClient, or None with ``client_factory`` to make one only
+        when needed; ``lean`` (optional) answers the HEADs of a re-push the cache says is
+        complete without the full client (see :mod:`.lean`)."""
         self.image = image
         self.dest = destination
         self.profile = profile
-        self.client = client
+        self._client = client
+        self._client_factory = client_factory
+        self._client_lock = threading.Lock()
+        self.lean = lean
+        self._lean_all = lean
         self.cache = cache if profile.use_cache else None
         self.lookup_refs = lookup
         threads = profile.compress_threads or (os.cpu_count() or 1)
@@ -55,14 +65,48 @@ class Pusher:
         self.log = EventLog()
         self.abort = threading.Event()
         self.progress = Progress(progress, f"push {destination.repository}")
-        self.sender = BlobSender(client, destination.repository, profile, self.log, self.abort,
-                                 temp_dir)
+        self.sender = BlobSender(lambda: self.client, destination.repository, profile, self.log,
+                                 self.abort, temp_dir)
         self.confirmed: list[CacheRecord] = []
         self._lock = threading.Lock()
         self.source_ref = source_registry(image)
         self.pool: ThreadPoolExecutor | None = None
         self.warnings: list[str] = list(image.warnings)
         self._requests0 = getattr(client, "request_count", 0)
+
+    @property
+    def client(self) -> Any:
+        """The full registry client (made on first use when a factory was given)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    assert self._client_factory is not None
+                    self._client = self._client_factory()
+        return self._client
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests this push sent (through the lean and the full client)."""
+        full = getattr(self._client, "request_count", 0) - self._requests0 if self._client else 0
+        return full + (self._lean_all.request_count if self._lean_all is not None else 0)
+
+    def _head_blob(self, digest: str) -> int | None:
+        lean = self.lean
+        if lean is not None:
+            try:
+                return lean.head_blob(self.dest.repository, digest)
+            except NeedFullClient:
+                self.lean = None
+        return self.client.head_blob(self.dest.repository, digest)
+
+    def _head_manifest(self) -> Descriptor | None:
+        lean = self.lean
+        if lean is not None:
+            try:
+                return lean.head_manifest(self.dest.repository, self.dest.reference)
+            except NeedFullClient:
+                self.lean = None
+        return self.client.head_manifest(self.dest.repository, self.dest.reference)
 
     # planning -------------------------------------------------------------------------
     def _ordered(self, task: LayerTask) -> list[Known]:
@@ -85,24 +129,26 @@ class Pusher:
         return out[:3]
 
     def _confirm(self, task: LayerTask | None, digest: str, size: int, media_type: str,
-                 compression: str, settings: str, repository: str | None = None) -> None:
-        if self.cache is None or task is None or not task.diff_id:
+                 compression: str, settings: str, already_known: bool = False) -> None:
+        """Remember a blob the registry confirmed (written to the cache at the end)."""
+        if self.cache is None or task is None or not task.diff_id or already_known:
             return
         with self._lock:
             self.confirmed.append(CacheRecord(task.diff_id, str(digest), size, media_type,
                                               compression, settings, self.dest.registry,
-                                              repository or self.dest.repository))
+                                              self.dest.repository))
 
     def _check(self, task: LayerTask) -> LayerOutcome | None:
         for known in self._ordered(task):
             start = self.log.now()
-            size = self.client.head_blob(self.dest.repository, known.digest)
+            size = self._head_blob(known.digest)
             self.log.add(task.name, task.diff_id, "check", start,
                          outcome="exists" if size is not None else "missing",
                          detail=f"{known.digest} ({known.origin})")
             if size is not None:
                 self._confirm(task, known.digest, size, known.media_type, known.compression,
-                              known.settings)
+                              known.settings, already_known=known.origin == "cache"
+                              and self.dest.repository in known.repositories)
                 return LayerOutcome(str(known.digest), task.diff_id, size, known.media_type,
                                     "exists", None, known.origin)
             if known.origin == "cache" and self.cache is not None and \
@@ -135,14 +181,14 @@ class Pusher:
                                         known.media_type, "mounted", repo, known.origin), None
         return None, session
 
-    def _run_task(self, task: LayerTask) -> LayerOutcome:
+    def _run_task(self, task: LayerTask, checked: bool = False) -> LayerOutcome:
         layer = task.layer
         if self.abort.is_set():
             raise PushAborted(f"{task.name}: stopped, another blob failed")
         if layer.media_type in NONDISTRIBUTABLE and layer.urls:
             return LayerOutcome(task.name, task.diff_id, layer.size, layer.media_type,
                                 "foreign", None, "source")
-        outcome = self._check(task)
+        outcome = None if checked else self._check(task)
         if outcome is not None:
             return outcome
         outcome, session = self._mount(task)
@@ -244,7 +290,7 @@ class Pusher:
         name = "config"
         if self.profile.check_existing == "always":
             start = self.log.now()
-            size = self.client.head_blob(self.dest.repository, config.digest)
+            size = self._head_blob(config.digest)
             self.log.add(name, None, "check", start, outcome="exists" if size is not None
                          else "missing", detail=str(config.digest))
             if size is not None:
@@ -289,7 +335,7 @@ class Pusher:
                          detail=f"{existing.digest} (same blobs)")
             return str(existing.digest), existing.media_type, "exists"
         if self.profile.check_existing == "always" and existing is None:
-            head = self.client.head_manifest(repo, reference)
+            head = self._head_manifest()
             if head is not None and head.digest == digest:
                 self.log.add("manifest", None, "manifest", start, outcome="exists",
                              detail=str(digest))
@@ -307,10 +353,12 @@ class Pusher:
         tasks, media_type = plan_layers(self.image, self.profile.manifest_format, self.settings,
                                         self.dest)
         add_cached(tasks, self.cache, self.dest.registry, self.settings)
+        if not all(any(self.dest.repository in k.repositories for k in t.known) for t in tasks):
+            self.lean = None  # not a re-push the cache vouches for: the full client it is
         existing = None
         if self.profile.registry_lookup:
-            existing = add_from_registry(tasks, self.client, self.log, self.dest, self.settings,
-                                         self.lookup_refs)
+            existing = add_from_registry(tasks, lambda: self.client, self.log, self.dest,
+                                         self.settings, self.lookup_refs)
         threads = self.settings.threads
         if threads > 1 and any(not t.stored for t in tasks):
             self.pool = ThreadPoolExecutor(threads, thread_name_prefix="layerlab-compress")
@@ -336,20 +384,33 @@ class Pusher:
             source=self.image.reference, destination=str(self.dest), manifest_digest=digest,
             media_type=final_type, profile=self.profile.name, layers=tuple(outcomes),
             config=config, manifest_outcome=manifest_outcome, events=tuple(self.log.events),
-            wall_seconds=self.log.now(), requests=getattr(self.client, "request_count", 0) - self._requests0,
+            wall_seconds=self.log.now(), requests=self.requests,
             started_at=self.log.wall0, warnings=tuple(dict.fromkeys(self.warnings)),
             settings={"profile": self.profile.to_json(), "compression": self.settings.key})
 
     def _run_layers(self, tasks: list[LayerTask]) -> list[LayerOutcome]:
-        workers = max(1, min(self.profile.workers, len(tasks) or 1))
-        order = sorted(tasks, key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))
+        """Every layer, largest first, ``workers`` at a time. With a machine-sized
+        profile the existence checks run first, all at once (a re-push is one round of
+        HEADs); a profile with a fixed concurrency checks each layer in its turn."""
         results: dict[int, LayerOutcome] = {}
+        checked = False
+        if self.profile.concurrency == 0 and self.profile.check_existing != "never":
+            with ThreadPoolExecutor(min(16, len(tasks) or 1),
+                                    thread_name_prefix="layerlab-check") as pool:
+                for task, outcome in zip(tasks, pool.map(self._check, tasks)):
+                    if outcome is not None:
+                        results[task.index] = outcome
+            checked = True
+        todo = sorted((t for t in tasks if t.index not in results),
+                      key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))
+        workers = max(1, min(self.profile.workers, len(todo) or 1))
         if workers == 1:
-            for task in order:
-                results[task.index] = self._run_task(task)
+            for task in todo:
+                results[task.index] = self._run_task(task, checked)
             return [results[t.index] for t in tasks]
         with ThreadPoolExecutor(workers, thread_name_prefix="layerlab-push") as pool:
-            futures: dict[Future, LayerTask] = {pool.submit(self._run_task, t): t for t in order}
+            futures: dict[Future, LayerTask] = {pool.submit(self._run_task, t, checked): t
+                                                for t in todo}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failure = next((f.exception() for f in done if f.exception() is not None), None)
             if failure is not None:
@@ -357,8 +418,7 @@ class Pusher:
                 for f in pending:
                     f.cancel()
                 wait(pending)
-                # keep what other workers confirmed before they stopped
-                raise failure
+                raise failure  # what other workers confirmed is still written to the cache
             for f, task in futures.items():
                 results[task.index] = f.result()
         return [results[t.index] for t in tasks]

@@ -130,12 +130,16 @@ class BlobSender:
 
     def __init__(self, client: Any, repository: str, profile: Any, log: EventLog,
                  abort: threading.Event, temp_dir: str | None = None) -> None:
-        self.client = client
+        self._client = client  # a client, or a zero-argument callable giving one (lazily)
         self.repository = repository
         self.profile = profile
         self.log = log
         self.abort = abort
         self.temp_dir = temp_dir
+
+    @property
+    def client(self) -> Any:
+        return self._client() if callable(self._client) else self._client
 
     # helpers ---------------------------------------------------------------------------
     def _session(self, session: Any) -> Any:
