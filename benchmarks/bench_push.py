@@ -97,8 +97,12 @@ class Distribution:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+CPU_SECONDS: list[float] = []  # user + system CPU of each child, in order
+
+
 def run_child(argv: list[str], env: dict | None = None) -> tuple[float, int]:
-    """Run a command; return (wall seconds, peak RSS bytes). Fails loudly on error."""
+    """Run a command; return (wall seconds, peak RSS bytes) and append its CPU seconds to
+    :data:`CPU_SECONDS`. Fails loudly on error."""
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out_f, stderr=err_f, env=env)
@@ -110,6 +114,7 @@ def run_child(argv: list[str], env: dict | None = None) -> tuple[float, int]:
             err_f.seek(0)
             raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): "
                                f"{err_f.read().decode()[-2000:]}{out_f.read().decode()[-500:]}")
+    CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     return wall, usage.ru_maxrss * 1024
 
 
@@ -142,7 +147,8 @@ def one_sequence(tool: str, images: dict[str, Path], work: Path, run: int,
         try:
             dest = f"{reg.host}/bench/big:{run}"
             seconds, rss = push(images["big14"], dest, warm_cache)
-            out["fresh14"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes()}
+            out["fresh14"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(),
+                              "cpu": CPU_SECONDS[-1]}
             if "repush" in cases:
                 seconds, rss = push(images["big14"], dest, None)
                 out["repush"] = {"seconds": seconds, "rss": rss}
@@ -159,7 +165,8 @@ def one_sequence(tool: str, images: dict[str, Path], work: Path, run: int,
         reg = Distribution(work / f"reg-{tool}-{run}-b")
         try:
             seconds, rss = push(images["big24"], f"{reg.host}/bench/big24:{run}", empty("24"))
-            out["fresh24"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes()}
+            out["fresh24"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(),
+                              "cpu": CPU_SECONDS[-1]}
         finally:
             reg.stop()
     return out
@@ -210,7 +217,8 @@ def _median(values: list[dict], key: str) -> float | None:
 
 def print_table(results: dict, cases: list[str], runs: int, load_before, load_after) -> None:
     print(f"median of {runs} interleaved runs; load average before "
-          f"{load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+          f"{load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); ratio of the medians "
+          "(median of the per-run ratios)")
     print("| case | layerlab | skopeo | ratio | goal | met |")
     print("|---|---|---|---|---|---|")
     for case in cases:
@@ -219,13 +227,18 @@ def print_table(results: dict, cases: list[str], runs: int, load_before, load_af
             continue
         t_ll, t_sk = _median(ll, "seconds"), _median(sk, "seconds")
         ratio = t_ll / t_sk
+        paired = statistics.median(a["seconds"] / b["seconds"] for a, b in zip(ll, sk))
         time_goal, bytes_goal, absolute = GOALS[case]
         if absolute is not None:
             goal, met = f"<= {absolute} s", t_ll <= absolute
         else:
             goal, met = f"<= {time_goal}x time", ratio <= time_goal
-        print(f"| {case} time | {t_ll:.3f} s | {t_sk:.3f} s | {ratio:.2f}x | {goal} | "
-              f"{'yes' if met else 'no'} |")
+        print(f"| {case} time | {t_ll:.3f} s | {t_sk:.3f} s | {ratio:.2f}x ({paired:.2f}x) | "
+              f"{goal} | {'yes' if met else 'no'} |")
+        c_ll, c_sk = _median(ll, "cpu"), _median(sk, "cpu")
+        if c_ll is not None and c_sk:
+            print(f"| {case} client CPU (user+sys) | {c_ll:.2f} s | {c_sk:.2f} s | "
+                  f"{c_ll / c_sk:.2f}x | | |")
         if bytes_goal is not None or case in ("fresh24", "shared5"):
             b_ll, b_sk = _median(ll, "bytes"), _median(sk, "bytes")
             if b_ll is not None and b_sk:

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.26)
     parser.add_argument("--out", type=Path, default=Path("/tmp/layerlab-bench"))
-    parser.add_argument("--repeat", type=int, default=3, help="measured pushes per case")
+    parser.add_argument("--repeat", type=int, default=5, help="measured pushes per case")
     parser.add_argument("--profiles", nargs="+", default=["serial", "parallel"])
     parser.add_argument("--bandwidth", nargs="+", default=["50 MB/s", "200 MB/s"])
     parser.add_argument("--latency", nargs="+", default=["10 ms"])

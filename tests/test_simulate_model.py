@@ -230,3 +230,14 @@ def test_machine_under_load():
     layers = [LayerSpec(100 * MB, 2.0, name="a")]
     assert simulate(layers, PLAIN, machine=machine).total == pytest.approx(2.0 + 7 * 0.001)
     assert simulate(layers, PLAIN, machine=loaded).total == pytest.approx(4.0 + 7 * 0.002)
+
+
+def test_a_machine_sized_profile_checks_everything_first():
+    # concurrency 0: every known layer is checked at once, 16 at a time: 20 HEADs are two
+    # waves, then the config's and the manifest's HEADs
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    layers = [stored(MB, f"l{i}") for i in range(20)]
+    r = simulate(layers, fast, rtt="10 ms", machine=ZERO, existing="all", known="all")
+    assert r.total == pytest.approx(0.04)
+    starts = sorted({round(e.start, 6) for e in r.events if e.phase == "check"})
+    assert starts == [0.0, 0.01, 0.02]  # layers, layers, config; then the manifest

@@ -1,8 +1,8 @@
 """``calibrate()``: measure this machine and its local registry for the model.
 
-What is measured (the best of a few repetitions for throughputs, since other work on a
-shared machine only adds time; medians for per-request times; small samples with
-``quick=True`` so it takes a few seconds):
+What is measured (compression, hashing and disk: the best of a few short repetitions,
+since other work on a shared machine only adds time; the registry: medians; small
+samples with ``quick=True`` so it takes a few seconds):
 
 * compression throughput (bytes of input per second, one thread) and ratio for each key
   (``"isal-1"``, ``"zlib-6"``, ``"zstd-3"``...), on generated content mixed like a
@@ -258,11 +258,11 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
                     commit.append(max(1e-9, t2 - t1 - per_request))
                 else:
                     reread.append(max(1e-9, t2 - t1 - per_request))
-        commit_s = min(commit)
-        out["registry_ingest_rate"] = max(ingest)
+        commit_s = statistics.median(commit)
+        out["registry_ingest_rate"] = statistics.median(ingest)
         # a commit that costs (almost) nothing per byte is a rename: keep it free
         out["registry_commit_rate"] = (blob_size / commit_s if commit_s > 0.002 else float("inf"))
-        extra = min(reread) - commit_s
+        extra = statistics.median(reread) - commit_s
         out["registry_reread_rate"] = blob_size / extra if extra > 0.002 else float("inf")
     return out
 

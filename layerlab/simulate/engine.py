@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Generator, Iterable, Iterator, Mapping, Union
+from typing import Generator, Iterator, Mapping, Union
 
 __all__ = ["Component", "Step", "Parallel", "Record", "run"]
 
@@ -233,7 +233,3 @@ def _is_later(a: int | None, b: int | None, records: list[Record]) -> bool:
         return True
     return (records[a].end, a) > (records[b].end, b)
 
-
-def sequence(*steps: Step) -> Iterable[Step]:
-    """A process that runs ``steps`` one after the other."""
-    yield from steps

@@ -187,6 +187,13 @@ class RegistrySettings:
             out[key] = value
         return cls(**out)
 
+    @classmethod
+    def local(cls, cache: bool = True, verify: str = "stream") -> "RegistrySettings":
+        """layerlab's :class:`~layerlab.registry.LocalRegistry` running in the pushing
+        process, its bandwidth knob emulating the link (figures from the machine
+        profile): ``colocated`` and ``serial_throttle``."""
+        return cls(cache=cache, verify=verify, colocated=True, serial_throttle=True)
+
     def with_options(self, **changes: Any) -> "RegistrySettings":
         return replace(self, **changes)
 

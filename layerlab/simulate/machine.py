@@ -51,6 +51,10 @@ class MachineProfile:
     * ``client_request_overhead``: client CPU/latency per HTTP request, seconds;
     * ``client_push_overhead``: the client's fixed cost per push (planning, opening and
       writing its digest cache), seconds;
+    * ``client_stream_cost``: seconds per byte one upload stream of the client needs at
+      least (its thread reads, hashes and frames blocks and hands them to the compressor
+      and the socket in turn): one body moves at most ``1 / client_stream_cost`` bytes/s
+      (0: no such limit; measured on real pushes by ``validate``);
     * ``client_cache_write``: one write transaction of the client's digest cache (a
       stale entry forgotten after a HEAD found nothing), seconds; they run one at a time;
     * ``registry_request_overhead``: the local registry's fixed time per request, seconds;
@@ -76,6 +80,7 @@ class MachineProfile:
     client_request_overhead: float = 0.0005
     client_push_overhead: float = 0.005
     client_cache_write: float = 0.005
+    client_stream_cost: float = 0.0
     registry_request_overhead: float = 0.001
     registry_lookup_cost: float = 0.0002
     registry_cached_lookup_cost: float = 0.0001
@@ -137,6 +142,7 @@ class MachineProfile:
             registry_reread_rate=self.registry_reread_rate * factor,
             client_request_overhead=self.client_request_overhead / factor,
             client_push_overhead=self.client_push_overhead / factor,
+            client_stream_cost=self.client_stream_cost / factor,
             registry_request_overhead=self.registry_request_overhead / factor,
             registry_lookup_cost=self.registry_lookup_cost / factor,
             registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,

@@ -118,6 +118,9 @@ def _body(costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
     request's delay, then the body; a buffering proxy receives it all, then forwards it."""
     reg = costs.sc.registry
     net = costs.network(nbytes)
+    stream_cost = costs.sc.machine.client_stream_cost
+    if stream_cost > 0:  # the client's own pace for one stream (a cap, no resource)
+        client = client + (Component((), nbytes * stream_cost, 1.0),)
     if reg.proxy_buffer is None:
         yield Step("upload", name, **costs.req(0, client + (net, costs.registry_ingest(nbytes))),
                    bytes=nbytes, bytes_in=bytes_in, requests=requests, detail=detail)
@@ -193,16 +196,22 @@ def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator
     yield from _send(sc, costs, name, size_out, cpu, size_in if plan.compress else 0, session)
 
 
-def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
+def _check(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
     name = sc.layers[plan.index].name
     if plan.check:
         yield Step("check", name, **costs.req(1), requests=1,
                    outcome="exists" if plan.exists else "missing")
-        if plan.exists:
-            return
         if plan.stale:  # the digest cache forgets the location (one writer at a time)
             yield Step("check", name, (Component(("cache_db",), sc.machine.client_cache_write),),
                        detail="stale cache entry forgotten")
+
+
+def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan, checked: bool) -> Iterator[Step]:
+    name = sc.layers[plan.index].name
+    if not checked:
+        yield from _check(sc, costs, plan)
+    if plan.exists:
+        return
     if plan.mount_from is not None:
         yield Step("mount", name, **costs.req(2), requests=1,
                    outcome="mounted" if plan.mounted else "refused")
@@ -211,9 +220,14 @@ def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
     yield from _upload(sc, costs, plan, name)
 
 
-def _worker(sc: Scenario, costs: _Costs, queue: deque[LayerPlan]) -> Iterator[Step]:
+def _worker(sc: Scenario, costs: _Costs, queue: deque[LayerPlan], checked: bool) -> Iterator[Step]:
     while queue:
-        yield from _layer(sc, costs, queue.popleft())
+        yield from _layer(sc, costs, queue.popleft(), checked)
+
+
+def _checker(sc: Scenario, costs: _Costs, queue: deque[LayerPlan]) -> Iterator[Step]:
+    while queue:
+        yield from _check(sc, costs, queue.popleft())
 
 
 def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
@@ -248,16 +262,26 @@ def run_scenario(sc: Scenario):
     """Run one scenario through the engine; return ``(records, plans)``."""
     plans = plan_layers(sc)
     costs = _Costs(sc)
-    order = sorted(plans, key=lambda pl: (-sc.layers[pl.index].uncompressed_size, pl.index))
-    queue = deque(order)
     lookups = lookup_requests(sc)
+    # a machine-sized profile checks every layer first, all at once (up to 16 threads)
+    check_first = sc.profile.concurrency == 0 and sc.profile.check_existing != "never"
 
     def main() -> Iterator[Any]:
         for k in range(lookups):
             yield Step("lookup", "lookup", **costs.req(), requests=1,
                        detail=f"request {k + 1} of {lookups}")
-        workers = min(sc.workers, len(plans)) or 1
-        yield Parallel(tuple(_worker(sc, costs, queue) for _ in range(workers)))
+        todo = plans
+        if check_first:
+            queue = deque(pl for pl in plans if pl.check)
+            checkers = min(16, len(plans))
+            if queue:
+                yield Parallel(tuple(_checker(sc, costs, queue) for _ in range(checkers)))
+            todo = [pl for pl in plans if not pl.exists]
+        order = deque(sorted(todo, key=lambda pl: (-sc.layers[pl.index].uncompressed_size,
+                                                   pl.index)))
+        workers = min(sc.workers, len(order)) or 1
+        if order:
+            yield Parallel(tuple(_worker(sc, costs, order, check_first) for _ in range(workers)))
         yield from _finish(sc, costs, lookups > 0)
         if m.client_push_overhead:
             yield Step("manifest", "manifest", delay=m.client_push_overhead,
