@@ -207,10 +207,10 @@ def test_simulation_is_deterministic():
     assert a.to_json() == b.to_json()
 
 
-def test_a_throttle_in_the_receive_loop_adds_up_with_the_ingest():
-    # LocalRegistry limits bandwidth in the loop that receives: one upload moves at
+def test_a_throttle_in_the_receive_loop_adds_up_with_the_loop():
+    # LocalRegistry limits bandwidth in the loop that receives: the link carries
     # 1 / (1/100 + 1/100) MB/s = 50 MB/s, so 100 MB take 2 s instead of 1 s
-    machine = ZERO.with_options(registry_ingest_rate=100 * MB)
+    machine = ZERO.with_options(registry_loop_rate=100 * MB)
     layers = [stored(100 * MB, "a")]
     plain = simulate(layers, PLAIN, bandwidth="100 MB/s", machine=machine)
     serial = simulate(layers, PLAIN, bandwidth="100 MB/s", machine=machine,

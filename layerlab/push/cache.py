@@ -168,7 +168,8 @@ class DigestCache:
                         (r.diff_id, r.digest, r.size, r.media_type, r.compression, r.settings))
                     conn.execute(
                         "INSERT INTO locations (digest, registry, repository, seen) VALUES"
-                        " (?, ?, ?, ?) ON CONFLICT (digest, registry, repository) DO UPDATE SET seen = excluded.seen",
+                        " (?, ?, ?, ?) ON CONFLICT (digest, registry, repository)"
+                        " DO UPDATE SET seen = excluded.seen",
                         (r.digest, r.registry, r.repository, now))
                 conn.execute("COMMIT")
             finally:

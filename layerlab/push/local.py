@@ -2,14 +2,15 @@
 
 The writers of :mod:`layerlab.sources.writers` copy blobs as stored (verified on the
 way); from a registry source this is a pull. The result is a :class:`PushResult` with
-one ``upload`` event covering the write (``outcome`` ``written``).
+one ``upload`` event covering the write (``outcome`` ``written``) and the layers as read
+back from the written image (a docker-archive stores them uncompressed, so its layer
+digests are the diff_ids and its manifest digest is the one skopeo would synthesise).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import mediatypes as mt
 from ..model import Image
 from ..reference import ArchiveReference, LayoutReference
 from .result import EventLog, LayerOutcome, PushResult
@@ -26,25 +27,17 @@ def write_local(image: Image, target: ArchiveReference | LayoutReference, *,
     start = log.now()
     if isinstance(target, LayoutReference):
         write_oci_layout([(image, target.ref)], target.path, archive=target.archive)
-        kind = mt.OCI_MANIFEST
     else:
         write_docker_archive([(image, target.name or image.name)], target.path)
-        kind = mt.DOCKER_MANIFEST_V2
     total = sum(layer.size for layer in image.layers) + image.config.size
     log.add("image", None, "upload", start, bytes=total, outcome="written", detail=str(target))
-    if isinstance(target, LayoutReference):
-        from ..sources import open_image
+    from ..sources import open_image
 
-        written = open_image(str(target) if target.ref else f"{target}")
-        layers = tuple(LayerOutcome(str(layer.digest), str(layer.diff_id) if layer.diff_id else None,
-                                    layer.size, layer.media_type, "written")
-                       for layer in written.layers)
-        digest, kind = str(written.digest), written.media_type
-    else:
-        layers = tuple(LayerOutcome(str(layer.diff_id), str(layer.diff_id), layer.uncompressed_size
-                                    or layer.size, mt.DOCKER_LAYER, "written")
-                       for layer in image.layers)
-        digest = ""
+    written = open_image(target)  # read back: what the sink really holds
+    layers = tuple(LayerOutcome(str(layer.digest), str(layer.diff_id) if layer.diff_id else None,
+                                layer.size, layer.media_type, "written")
+                   for layer in written.layers)
+    digest, kind = str(written.digest), written.media_type
     config = LayerOutcome(str(image.config.digest), None, image.config.size,
                           image.config.media_type, "written")
     return PushResult(source=image.reference, destination=str(target), manifest_digest=digest,

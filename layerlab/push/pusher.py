@@ -108,7 +108,7 @@ class Pusher:
                 self.lean = None
         return self.client.head_manifest(self.dest.repository, self.dest.reference)
 
-    # planning -------------------------------------------------------------------------
+    # per layer: check, mount, upload ----------------------------------------------------
     def _ordered(self, task: LayerTask) -> list[Known]:
         """Candidates to HEAD in the target repository, most promising first."""
         repo = self.dest.repository
@@ -179,6 +179,8 @@ class Pusher:
                                   known.compression, known.settings)
                     return LayerOutcome(str(known.digest), task.diff_id, known.size,
                                         known.media_type, "mounted", repo, known.origin), None
+                if known.origin == "cache" and self.cache is not None:
+                    self.cache.forget(known.digest, self.dest.registry, repo)
         return None, session
 
     def _run_task(self, task: LayerTask, checked: bool = False) -> LayerOutcome:

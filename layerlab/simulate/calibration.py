@@ -13,8 +13,9 @@ samples with ``quick=True`` so it takes a few seconds):
   the registry client the pusher uses: the time of a request (a HEAD of a missing
   blob: client and registry together, booked as ``registry_request_overhead``), the
   extra of a storage lookup with the blob-descriptor cache off and on, the body ingest
-  rate (a streamed PATCH), the commit's cost per byte, and the re-read rate of
-  ``verify="reread"``.
+  rate (a streamed PATCH), the commit's cost per byte, the re-read rate of
+  ``verify="reread"``, and how much its own bandwidth limit loses to its receiving loop
+  (an upload limited to 200 MB/s).
 
 The result is a :class:`MachineProfile`, saved (by default) to
 :func:`~layerlab.simulate.machine.default_machine_path` for ``machine="saved"``.
@@ -258,6 +259,27 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
                     commit.append(max(1e-9, t2 - t1 - per_request))
                 else:
                     reread.append(max(1e-9, t2 - t1 - per_request))
+        registry.verify = "stream"
+        registry.bandwidth = limit = 200e6
+        try:
+            from ..registry.app import BURST_SECONDS as burst
+        except ImportError:  # pragma: no cover - another registry version
+            burst = 0.0
+        loop = []
+        for attempt in range(repeat):  # the registry's own bandwidth limit, one upload
+            size = 2 * blob_size
+            data = random.Random(f"registry-limited-{attempt}").randbytes(size)
+            upload = client.start_upload(repo)
+            chunks = (data[i:i + (1 << 20)] for i in range(0, len(data), 1 << 20))
+            t0 = time.perf_counter()
+            upload.patch(chunks)
+            took = time.perf_counter() - t0 - per_request
+            upload.put(digest_bytes(data))
+            ideal = max(0.0, size / limit - burst)  # its bucket lets a burst through
+            extra = (took - ideal) / size
+            loop.append(1 / extra if extra > 0 else float("inf"))
+        registry.bandwidth = None
+        out["registry_loop_rate"] = statistics.median(loop)
         commit_s = statistics.median(commit)
         out["registry_ingest_rate"] = statistics.median(ingest)
         # a commit that costs (almost) nothing per byte is a rename: keep it free

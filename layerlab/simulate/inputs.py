@@ -141,9 +141,9 @@ class RegistrySettings:
       the machine profile's ``registry_commit_rate``, by default free: a rename);
     * ``colocated``: the registry runs on the client machine and shares its cores;
     * ``serial_throttle``: the bandwidth limit is enforced by the registry itself, in the
-      loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN), so one
-      upload moves at ``1 / (1/bandwidth + 1/ingest_rate)`` rather than the slower of
-      the two; concurrent uploads still share the whole bandwidth;
+      loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN): the time
+      the loop spends on each byte adds to the limit's, so the link carries
+      ``1 / (1/bandwidth + 1/registry_loop_rate)`` in all (machine profile);
     * ``proxy_buffer``: a proxy (nginx) in front buffers every request body completely
       before forwarding it; bodies above this many bytes go to its disk, forwarded at
       ``proxy_disk_rate``; smaller ones from memory at ``proxy_memory_rate``.

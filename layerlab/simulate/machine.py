@@ -65,6 +65,9 @@ class MachineProfile:
     * ``registry_reread_rate``: bytes/s of the re-read a ``reread`` verify does;
     * ``registry_commit_rate``: bytes/s of the commit itself (flushing the blob to disk
       and moving it into place); ``inf`` when it costs nothing per byte;
+    * ``registry_loop_rate``: with the registry's own bandwidth limit (``serial_throttle``),
+      the bytes/s its receiving loop would pass if the limit cost nothing: the link then
+      carries ``1 / (1/bandwidth + 1/registry_loop_rate)`` in all;
     * ``registry_cores``: cores the registry can use at once (1 for a Python registry);
     * ``disk_rate``: bytes/s of local temporary-file writes and reads;
     * ``cpu_capacity``: cores' worth of CPU the client really gets (0: ``cores``; less on
@@ -87,6 +90,7 @@ class MachineProfile:
     registry_ingest_rate: float = 325 * MB
     registry_reread_rate: float = 1500 * MB
     registry_commit_rate: float = float("inf")
+    registry_loop_rate: float = 800 * MB
     registry_cores: int = 1
     disk_rate: float = 1000 * MB
     cpu_capacity: float = 0.0
@@ -140,6 +144,7 @@ class MachineProfile:
             sha256_rate=self.sha256_rate * factor,
             registry_ingest_rate=self.registry_ingest_rate * factor,
             registry_reread_rate=self.registry_reread_rate * factor,
+            registry_loop_rate=self.registry_loop_rate * factor,
             client_request_overhead=self.client_request_overhead / factor,
             client_push_overhead=self.client_push_overhead / factor,
             client_stream_cost=self.client_stream_cost / factor,

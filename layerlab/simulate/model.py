@@ -90,11 +90,7 @@ class _Costs:
         return Component(self.registry_resources, nbytes / self.ingest, 1.0)
 
     def network(self, nbytes: int) -> Component:
-        limit = self.sc.network.per_connection
-        bandwidth = self.sc.network.bandwidth
-        if self.sc.registry.serial_throttle and bandwidth < INF:
-            limit = min(limit, 1.0 / (1.0 / bandwidth + 1.0 / self.ingest))
-        return Component(("net",), float(nbytes), limit)
+        return Component(("net",), float(nbytes), self.sc.network.per_connection)
 
     def compression(self, plan: LayerPlan) -> tuple[Component, ...]:
         """Client CPU to compress and hash a layer: blocks on the compression threads (a
@@ -288,12 +284,15 @@ def run_scenario(sc: Scenario):
                        detail="client bookkeeping (start-up, digest cache)")
 
     m, n, r = sc.machine, sc.network, sc.registry
+    link = n.bandwidth
+    if r.serial_throttle and link < INF:  # the registry's limit and its loop add up
+        link = 1.0 / (1.0 / link + 1.0 / m.registry_loop_rate)
     capacity = {
         "cpu": m.cpu,
         "cache_db": 1.0,
         "gil": 1.0,
         "compress_pool": float(sc.threads),
-        "net": n.bandwidth,
+        "net": link,
         "registry": float(r.cores if r.cores is not None else m.registry_cores),
         "disk": m.disk_rate,
         "proxy_disk": r.proxy_disk_rate,

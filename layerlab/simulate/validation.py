@@ -177,6 +177,7 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
 
 
 _FASTER = ("compress_rate", "sha256_rate", "registry_ingest_rate", "registry_reread_rate",
+           "registry_loop_rate",
            "registry_commit_rate", "disk_rate", "probe_rate", "cpu_capacity")
 _SHORTER = ("client_request_overhead", "client_push_overhead", "client_cache_write",
             "client_stream_cost",
