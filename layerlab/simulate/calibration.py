@@ -116,14 +116,16 @@ def _compressor(key: str) -> Callable[[bytes], int]:
         return lambda data: int(len(data) / measure_ratio(data, key))
 
 
-def measure_compression(keys: Sequence[str], data: bytes, repeat: int
+def measure_compression(keys: Sequence[str], data: bytes, repeat: int, best: bool = True
                         ) -> tuple[dict[str, float], dict[str, float]]:
-    """(rate per key in bytes/s, ratio per key) on ``data``."""
+    """(rate per key in bytes/s, ratio per key) on ``data``: the best of ``repeat`` runs
+    (or their median)."""
     rates, ratios = {}, {}
+    timer = _best_time if best else _median_time
     for key in keys:
         fn = _compressor(key)
         out = fn(data)
-        seconds = _best_time(lambda: fn(data), repeat)
+        seconds = timer(lambda: fn(data), repeat)
         rates[key] = len(data) / seconds
         ratios[key] = len(data) / max(1, out)
     return rates, ratios

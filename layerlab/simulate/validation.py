@@ -20,9 +20,10 @@ Calibration (:func:`machine_for`), before each round of cases: the quick machine
 calibration, the registry on 16 MiB blobs, compression speeds on samples of the images'
 own layers, and the pusher's own costs read from real unthrottled pushes
 (:func:`pusher_costs`: fixed cost per push, cost per request, one stream's pace, the
-cores the process keeps busy). The machine is shared, and other work only ever makes a
-run slower: each case counts its fastest run, and the calibration keeps the best
-figure of its rounds (:func:`best_of`).
+cores the process keeps busy), each a median of a few runs. The machine is shared, and
+other work only ever makes a run slower: each case counts its fastest run of the
+rounds, and the calibration likewise keeps the best figure of its rounds
+(:func:`best_of`).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
     machine = machine.with_options(**measure_registry(16 << 20, 5))
     sample = _content_sample(images)
     if sample:
-        rates, _ = measure_compression(keys, sample, 3)
+        rates, _ = measure_compression(keys, sample, 3, best=False)
         machine = machine.with_options(compress_rate={**machine.compress_rate, **rates},
                                        source=machine.source + "; compression on the images")
     machine = machine.with_options(probe_rate=(before + cpu_probe(0.2)[0]) / 2)
@@ -206,9 +207,9 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     the time before the first and after the last event (planning, the digest cache);
     ``client_request_overhead`` the median HEAD as the pusher saw it, less the
     registry's own time, plus the gaps between consecutive requests;
-    ``client_stream_cost`` the seconds per byte of the fastest unthrottled upload of
-    one layer at a time; ``cpu_capacity`` the cores the process (pusher and registry,
-    one interpreter lock) kept busy in its fastest unthrottled parallel push."""
+    ``client_stream_cost`` the seconds per byte of unthrottled uploads of one layer at
+    a time; ``cpu_capacity`` the cores the process (pusher and registry, one interpreter
+    lock) keeps busy in an unthrottled parallel push. Medians of ``repeat`` runs."""
     from ..push import push
     from ..registry import LocalRegistry
 
@@ -246,12 +247,12 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     server = machine.registry_request_overhead + machine.registry_cached_lookup_cost
     changes: dict[str, float] = {}
     if stream:
-        changes["client_stream_cost"] = min(stream)
+        changes["client_stream_cost"] = statistics.median(stream)
     if parallel:
-        wall, cpu = min(parallel)
-        changes["cpu_capacity"] = min(float(machine.cores), max(1.0, cpu / wall))
+        capacity = statistics.median(cpu / wall for wall, cpu in parallel)
+        changes["cpu_capacity"] = min(float(machine.cores), max(1.0, capacity))
     if fixed:
-        changes["client_push_overhead"] = max(0.0, min(fixed))
+        changes["client_push_overhead"] = max(0.0, statistics.median(fixed))
     if per_request:
         changes["client_request_overhead"] = max(0.0, statistics.median(per_request) - server)
     return machine.with_options(**changes)
