@@ -413,7 +413,13 @@ class Pusher:
         with ThreadPoolExecutor(workers, thread_name_prefix="layerlab-push") as pool:
             futures: dict[Future, LayerTask] = {pool.submit(self._run_task, t, checked): t
                                                 for t in todo}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # Ctrl-C: stop the uploads in flight at their next chunk
+                self.abort.set()
+                for f in futures:
+                    f.cancel()
+                raise
             failure = next((f.exception() for f in done if f.exception() is not None), None)
             if failure is not None:
                 self.abort.set()
