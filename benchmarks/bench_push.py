@@ -182,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
+    # Child processes get a bytecode cache, as an installed package has (pip compiles .pyc);
+    # this machine sets PYTHONDONTWRITEBYTECODE, which would make every CLI run recompile.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(args.dir / "pycache")
+    subprocess.run([*LAYERLAB, "--help"], stdout=subprocess.DEVNULL, check=True)
     for tool in ("skopeo", "docker-registry"):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed", file=sys.stderr)

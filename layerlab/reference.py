@@ -12,6 +12,7 @@ Syntax (the public contract, documented in the README):
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tarfile
@@ -23,7 +24,7 @@ from .errors import ImageNotFoundError, InvalidDigestError, InvalidReferenceErro
 
 __all__ = [
     "ArchiveReference", "LayoutReference", "RegistryReference", "Reference",
-    "parse_reference", "DEFAULT_REGISTRY",
+    "parse_reference", "DEFAULT_REGISTRY", "is_loopback",
 ]
 
 DEFAULT_REGISTRY = "docker.io"
@@ -215,3 +216,18 @@ def parse_reference(text: str) -> Reference:
         raise ImageNotFoundError(f"{text}: no such file or directory")
     return parse_registry_reference(text)
 
+
+def is_loopback(registry: str) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port):
+    Docker talks plain HTTP to these without being told."""
+    host = registry.lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,7 +13,6 @@ HTTP registries reached without a proxy (loopback ones, as Docker treats them).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import threading
@@ -22,6 +21,7 @@ from ..digest import Digest
 from ..errors import InvalidDigestError
 from ..manifest import Descriptor
 from ..mediatypes import MANIFEST_ACCEPT
+from ..reference import is_loopback
 
 __all__ = ["LeanClient", "NeedFullClient", "lean_eligible"]
 
@@ -30,25 +30,11 @@ class NeedFullClient(Exception):
     """The lean client met something only the full client handles."""
 
 
-def _is_loopback(registry: str) -> bool:
-    host = registry.lower()
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def lean_eligible(registry: str, client_options: dict) -> bool:
     """Plain HTTP without a proxy: loopback registries (unless TLS is asked for), or
     ``plain_http`` ones when no proxy variable is set."""
     plain = client_options.get("plain_http")
-    if _is_loopback(registry):
+    if is_loopback(registry):
         return plain is not False
     if not plain:
         return False

@@ -15,7 +15,7 @@ from typing import Any
 from ..digest import Digest
 from ..model import Image
 from ..platform import Platform
-from ..reference import ArchiveReference, LayoutReference, Reference, RegistryReference, parse_reference
+from ..reference import ArchiveReference, LayoutReference, Reference, parse_reference
 
 __all__ = ["ImageSummary", "open_image", "list_images"]
 

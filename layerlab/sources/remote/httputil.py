@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import re
 import time
@@ -12,6 +11,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from ...reference import is_loopback
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
 
@@ -22,22 +22,6 @@ __all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_res
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 _ERROR_BODY_LIMIT = 64 << 10
-
-
-def is_loopback(registry: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port):
-    Docker talks plain HTTP to these without being told."""
-    host = registry.lower()
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def api_host(registry: str) -> str:
