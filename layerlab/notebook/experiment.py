@@ -134,7 +134,7 @@ def run_experiment(samples: Path | None = None, *, image: str = "app24",
     from ..analysis import diff, efficiency, shared_layers
     from ..push import push
     from ..registry import LocalRegistry
-    from ..simulate import simulate
+    from ..simulate import RegistrySettings, simulate
 
     started = time.perf_counter()
     samples = samples or find_samples()
@@ -160,6 +160,7 @@ def run_experiment(samples: Path | None = None, *, image: str = "app24",
             measured = push(images[source], f"{registry.host}/{repo}", profile=profile,
                             progress=False, cache_dir=cache)
             simulated = simulate(images[source], profile, machine=machine,
+                                 registry=RegistrySettings.local(),
                                  repository=repo.split(":")[0], label=f"{profile} {network}",
                                  **sim)
             run = PushRun(source, profile, network, measured, simulated)
