@@ -7,31 +7,14 @@ import argparse
 import sys
 from typing import Any
 
+from .options import add_registry_options, registry_options
+
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
-    """``--platform``, ``--plain-http``, ``--insecure``, ``--username/--password``."""
+    """``--platform`` and the registry options."""
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="image to choose from an index (default: this machine's)")
-    parser.add_argument("--plain-http", action="store_true", help="registry: use http://")
-    parser.add_argument("--insecure", action="store_true",
-                        help="registry: do not verify TLS certificates")
-    parser.add_argument("--username", help="registry user name")
-    parser.add_argument("--password", help="registry password (or token)")
-
-
-def registry_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword options for :func:`layerlab.sources.open_image` from the parsed args."""
-    options: dict[str, Any] = {}
-    if getattr(args, "plain_http", False):
-        options["plain_http"] = True
-    if getattr(args, "insecure", False):
-        options["insecure"] = True
-    user, password = getattr(args, "username", None), getattr(args, "password", None)
-    if user is not None or password is not None:
-        if user is None or password is None:
-            raise ValueError("--username and --password go together")
-        options["auth"] = (user, password)
-    return options
+    add_registry_options(parser)
 
 
 def open_from_args(reference: str, args: argparse.Namespace):

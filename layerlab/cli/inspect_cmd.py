@@ -39,6 +39,8 @@ import argparse
 import sys
 from typing import Any
 
+from .options import add_registry_options, registry_options
+
 _SHORT_TYPES = {
     "application/vnd.docker.image.rootfs.diff.tar": "docker tar",
     "application/vnd.docker.image.rootfs.diff.tar.gzip": "docker tar+gzip",
@@ -67,25 +69,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="image to choose from an index (default: this machine's)")
     parser.add_argument("--json", action="store_true", help="JSON output (stable shape)")
-    parser.add_argument("--plain-http", action="store_true", help="registry: use http://")
-    parser.add_argument("--insecure", action="store_true",
-                        help="registry: do not verify TLS certificates")
-    parser.add_argument("--username", help="registry user name")
-    parser.add_argument("--password", help="registry password (or token)")
+    add_registry_options(parser)
     return parser
-
-
-def _registry_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if args.plain_http:
-        options["plain_http"] = True
-    if args.insecure:
-        options["insecure"] = True
-    if args.username is not None or args.password is not None:
-        if args.username is None or args.password is None:
-            raise ValueError("--username and --password go together")
-        options["auth"] = (args.username, args.password)
-    return options
 
 
 def short_media_type(media_type: str) -> str:
@@ -170,7 +155,7 @@ def _print_image(image, verified: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = _registry_options(args)
+    options = registry_options(args)
     if args.list:
         return _print_list(args, options)
     from layerlab.cli.output import print_json

@@ -28,6 +28,8 @@ import argparse
 import sys
 from typing import Any
 
+from .options import add_registry_options, registry_options
+
 _PROFILE_NAMES = ("fast", "docker", "docker-1.7", "serial")
 
 
@@ -64,11 +66,7 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
                         help="image to choose from an index")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="JSON output (stable shape)")
-    parser.add_argument("--plain-http", action="store_true", help="registries: use http://")
-    parser.add_argument("--insecure", action="store_true",
-                        help="registries: do not verify TLS certificates")
-    parser.add_argument("--username", help="registry user name")
-    parser.add_argument("--password", help="registry password (or token)")
+    add_registry_options(parser)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -104,14 +102,7 @@ def push_options(args: argparse.Namespace) -> dict[str, Any]:
         options["cache_dir"] = args.cache_dir
     if args.lookup:
         options["lookup"] = tuple(args.lookup)
-    if args.plain_http:
-        options["plain_http"] = True
-    if args.insecure:
-        options["insecure"] = True
-    if args.username is not None or args.password is not None:
-        if args.username is None or args.password is None:
-            raise ValueError("--username and --password go together")
-        options["auth"] = (args.username, args.password)
+    options.update(registry_options(args))
     return {k: v for k, v in options.items() if v is not None}
 
 
