@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -235,3 +235,47 @@ def requests_figure(data: Any, title: str | None = "Registry requests") -> go.Fi
     fig.update_yaxes(title=None)
     kinds = frame["kind"].nunique() if len(frame) else 1
     return style(fig, title, height=max(240, 80 + 26 * kinds))
+
+
+PHASE_COLOURS = {"lookup": "#8c8c8c", "check": "#1f77b4", "mount": "#9467bd",
+                 "compress": "#ff7f0e", "upload": "#2ca02c", "commit": "#17becf",
+                 "manifest": "#d62728"}
+
+
+def phase_row_label(layer: str) -> str:
+    """A row label: a digest shortened to ``sha256:`` + 12 hex, other names as they are."""
+    return layer[:19] if layer.startswith("sha256:") else layer
+
+
+def phase_gantt(series: Sequence[tuple[str, Sequence[Any], float, float, float]], title: str,
+                rows: Sequence[str] | None = None) -> go.Figure:
+    """A Gantt chart coloured by phase, shared by ``PushResult.plot`` and
+    ``SimulationResult.plot``: bars per phase for each ``(name, events, width, offset,
+    opacity)`` series, where events have ``layer, phase, start, end, bytes, outcome,
+    detail`` attributes."""
+    fig = go.Figure()
+    order: list[str] = list(rows or [])
+    for _, events, *_ in series:
+        for e in sorted(events, key=lambda e: e.start):
+            if phase_row_label(e.layer) not in order:
+                order.append(phase_row_label(e.layer))
+    for name, events, width, offset, opacity in series:
+        for phase, colour in PHASE_COLOURS.items():
+            chosen = [e for e in events if e.phase == phase]
+            if not chosen:
+                continue
+            fig.add_trace(go.Bar(
+                name=f"{phase} ({name})" if name else phase, orientation="h",
+                marker_color=colour, opacity=opacity, width=width, offset=offset,
+                legendgroup=name or phase,
+                y=[phase_row_label(e.layer) for e in chosen],
+                x=[max(e.end - e.start, 1e-4) for e in chosen],
+                base=[e.start for e in chosen],
+                customdata=[[e.outcome, e.bytes, e.detail] for e in chosen],
+                hovertemplate="%{y}<br>" + (name + " " if name else "") + phase +
+                              " %{base:.3f}s + %{x:.3f}s<br>%{customdata[0]} "
+                              "%{customdata[1]} bytes<br>%{customdata[2]}<extra></extra>"))
+    fig.update_layout(barmode="overlay", title=title, xaxis_title="seconds",
+                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(order))},
+                      height=max(300, 28 * len(order) + 120))
+    return fig

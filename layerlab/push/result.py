@@ -172,36 +172,11 @@ class PushResult:
 
     def plot(self, title: str | None = None):
         """A plotly Gantt chart of the push: one row per blob, bars coloured by phase."""
-        import plotly.graph_objects as go
+        from ..notebook.figures_push import phase_gantt
 
-        colours = {"lookup": "#8c8c8c", "check": "#1f77b4", "mount": "#9467bd",
-                   "compress": "#ff7f0e", "upload": "#2ca02c", "commit": "#17becf",
-                   "manifest": "#d62728"}
-        fig = go.Figure()
-        order = []
-        for e in sorted(self.events, key=lambda e: e.start):
-            label = e.layer[:19] if e.layer.startswith("sha256:") else e.layer
-            if label not in order:
-                order.append(label)
-        for phase in colours:
-            events = [e for e in self.events if e.phase == phase]
-            if not events:
-                continue
-            fig.add_trace(go.Bar(
-                name=phase, orientation="h", marker_color=colours[phase],
-                y=[e.layer[:19] if e.layer.startswith("sha256:") else e.layer for e in events],
-                x=[max(e.duration, 1e-4) for e in events], base=[e.start for e in events],
-                customdata=[[e.outcome, e.bytes, e.detail] for e in events],
-                hovertemplate="%{y}<br>" + phase + " %{base:.3f}s + %{x:.3f}s<br>"
-                              "%{customdata[0]} %{customdata[1]} bytes<br>%{customdata[2]}"
-                              "<extra></extra>"))
-        fig.update_layout(
-            barmode="overlay", title=title or f"push to {self.destination} ({self.profile}): "
-                                               f"{self.wall_seconds:.2f} s",
-            xaxis_title="seconds", yaxis={"categoryorder": "array",
-                                          "categoryarray": list(reversed(order))},
-            height=max(300, 28 * len(order) + 120))
-        return fig
+        return phase_gantt([("", self.events, 0.8, -0.4, 1.0)],
+                           title or f"push to {self.destination} ({self.profile}): "
+                                    f"{self.wall_seconds:.2f} s")
 
     def summary_rows(self) -> list[tuple[str, str, int, str]]:
         rows = [("layer", layer.digest, layer.size, layer.summary) for layer in self.layers]

@@ -16,12 +16,9 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..units import format_duration, format_size
 from .engine import Record
 
-__all__ = ["SimEvent", "SimulationResult", "overlay", "PHASES", "PHASE_COLOURS"]
+__all__ = ["SimEvent", "SimulationResult", "overlay", "PHASES"]
 
 PHASES = ("lookup", "check", "mount", "compress", "upload", "commit", "manifest")
-PHASE_COLOURS = {"lookup": "#8c8c8c", "check": "#1f77b4", "mount": "#9467bd",
-                 "compress": "#ff7f0e", "upload": "#2ca02c", "commit": "#17becf",
-                 "manifest": "#d62728"}
 EVENT_COLUMNS = ("layer", "diff_id", "phase", "start", "end", "bytes", "outcome", "detail",
                  "bytes_in", "requests", "source")
 
@@ -179,9 +176,11 @@ class SimulationResult:
     def plot(self, compare: Any = None, title: str | None = None):
         """A plotly Gantt timeline, one row per layer, coloured by phase (the shape of
         ``PushResult.plot()``); ``compare=push_result`` draws the measured push under it."""
+        from ..notebook.figures_push import phase_gantt
+
         if compare is not None:
             return overlay(compare, self, title=title)
-        return _gantt([("", self.events, 0.8, -0.4, 1.0)],
+        return phase_gantt([("", self.events, 0.8, -0.4, 1.0)],
                       title or f"simulated push{' ' + self.label if self.label else ''}: "
                                f"{self.total:.2f} s")
 
@@ -252,46 +251,11 @@ def _on_network(record: Record) -> bool:
 
 
 # -- figures ----------------------------------------------------------------------------
-def _label(layer: str) -> str:
-    return layer[:19] if layer.startswith("sha256:") else layer
-
-
-def _gantt(series: Sequence[tuple[str, Sequence[Any], float, float, float]], title: str,
-           rows: Sequence[str] | None = None):
-    """Bars per phase for each (name, events, width, offset, opacity) series."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    order: list[str] = list(rows or [])
-    for _, events, *_ in series:
-        for e in sorted(events, key=lambda e: e.start):
-            if _label(e.layer) not in order:
-                order.append(_label(e.layer))
-    for name, events, width, offset, opacity in series:
-        for phase, colour in PHASE_COLOURS.items():
-            chosen = [e for e in events if e.phase == phase]
-            if not chosen:
-                continue
-            fig.add_trace(go.Bar(
-                name=f"{phase} ({name})" if name else phase, orientation="h",
-                marker_color=colour, opacity=opacity, width=width, offset=offset,
-                legendgroup=name or phase,
-                y=[_label(e.layer) for e in chosen],
-                x=[max(e.end - e.start, 1e-4) for e in chosen],
-                base=[e.start for e in chosen],
-                customdata=[[e.outcome, e.bytes, e.detail] for e in chosen],
-                hovertemplate="%{y}<br>" + (name + " " if name else "") + phase +
-                              " %{base:.3f}s + %{x:.3f}s<br>%{customdata[0]} "
-                              "%{customdata[1]} bytes<br>%{customdata[2]}<extra></extra>"))
-    fig.update_layout(barmode="overlay", title=title, xaxis_title="seconds",
-                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(order))},
-                      height=max(300, 28 * len(order) + 120))
-    return fig
-
-
 def overlay(push_result: Any, sim_result: SimulationResult, title: str | None = None):
     """A measured push (lower half of each row, solid) and its simulation (upper half,
     translucent) on one Gantt chart. Layers are matched by diff_id where both know it."""
+    from ..notebook.figures_push import phase_gantt, phase_row_label as _label
+
     by_diff = {e.diff_id: _label(e.layer) for e in sim_result.events if e.diff_id}
     measured = []
     for e in push_result.events:
@@ -303,5 +267,5 @@ def overlay(push_result: Any, sim_result: SimulationResult, title: str | None = 
     wall = getattr(push_result, "wall_seconds", None)
     heading = title or (f"measured {wall:.2f} s vs simulated {sim_result.total:.2f} s"
                         if wall is not None else f"simulated {sim_result.total:.2f} s")
-    return _gantt([("measured", measured, 0.4, -0.4, 1.0),
+    return phase_gantt([("measured", measured, 0.4, -0.4, 1.0),
                    ("simulated", sim_result.events, 0.4, 0.0, 0.55)], heading)
