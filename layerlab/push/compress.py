@@ -107,42 +107,25 @@ def _deflate_block(engine: str, level: int, block: bytes, zdict: bytes) -> bytes
     return c.compress(block) + c.flush(z.Z_SYNC_FLUSH)
 
 
-class CompressingStream:
-    """Iterate over a source's compressed bytes, hashing input and output as they pass.
+class BlobStream:
+    """Bytes for an HTTP body, as an iterator of chunks: everything produced is hashed
+    (``digest``/``size_out``); the first ``skip`` bytes are dropped from what is yielded
+    (resuming an upload: the output is deterministic, so regenerating it and skipping the
+    prefix the registry already has is exact). Subclasses provide :meth:`_chunks`."""
 
-    ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in`` and
-    ``digest``/``size_out`` are set. ``pool`` (optional) runs block compressions
-    concurrently; at most ``window`` blocks of this stream are in flight. ``skip`` drops
-    the first ``skip`` output bytes (resuming an upload: the output is deterministic, so
-    regenerating it and skipping the prefix the registry already has is exact).
-    ``on_input(n)`` is called as input is consumed (progress).
-    """
+    size_in = 0
 
-    def __init__(self, source: BinaryIO, settings: CompressionSettings,
-                 pool: Executor | None = None, window: int = 3, skip: int = 0,
+    def __init__(self, source: BinaryIO, skip: int = 0,
                  on_input: Callable[[int], None] | None = None) -> None:
         self.source = source
-        self.settings = settings
-        self.pool = pool if settings.threads > 1 else None
-        self.window = max(1, window)
         self.skip = skip
         self.on_input = on_input
-        self._in = Hasher()
         self._out = Hasher()
         self.finished = False
-
-    # results -----------------------------------------------------------------------
-    @property
-    def diff_id(self) -> Digest:
-        return self._in.digest()
 
     @property
     def digest(self) -> Digest:
         return self._out.digest()
-
-    @property
-    def size_in(self) -> int:
-        return self._in.size
 
     @property
     def size_out(self) -> int:
@@ -151,12 +134,11 @@ class CompressingStream:
     def close(self) -> None:
         self.source.close()
 
-    # iteration -----------------------------------------------------------------------
+    def _chunks(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
     def __iter__(self) -> Iterator[bytes]:
-        kind = self.settings.compression
-        chunks = (self._gzip() if kind == "gzip" else
-                  self._zstd() if kind == "zstd" else self._plain())
-        for chunk in chunks:
+        for chunk in self._chunks():
             self._out.update(chunk)
             if self.skip:
                 if len(chunk) <= self.skip:
@@ -166,6 +148,38 @@ class CompressingStream:
                 self.skip = 0
             yield chunk
         self.finished = True
+
+
+class CompressingStream(BlobStream):
+    """Iterate over a source's compressed bytes, hashing input and output as they pass.
+
+    ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in`` and
+    ``digest``/``size_out`` are set. ``pool`` (optional) runs block compressions
+    concurrently; at most ``window`` blocks of this stream are in flight. ``skip`` and
+    ``on_input(n)`` (called as input is consumed, for progress) as in :class:`BlobStream`.
+    """
+
+    def __init__(self, source: BinaryIO, settings: CompressionSettings,
+                 pool: Executor | None = None, window: int = 3, skip: int = 0,
+                 on_input: Callable[[int], None] | None = None) -> None:
+        super().__init__(source, skip, on_input)
+        self.settings = settings
+        self.pool = pool if settings.threads > 1 else None
+        self.window = max(1, window)
+        self._in = Hasher()
+
+    @property
+    def diff_id(self) -> Digest:
+        return self._in.digest()
+
+    @property
+    def size_in(self) -> int:  # type: ignore[override]
+        return self._in.size
+
+    def _chunks(self) -> Iterator[bytes]:
+        kind = self.settings.compression
+        return (self._gzip() if kind == "gzip" else
+                self._zstd() if kind == "zstd" else self._plain())
 
     def _blocks(self) -> Iterator[bytes]:
         read = self.source.read

@@ -19,12 +19,12 @@ import os
 import tempfile
 import threading
 import time
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Callable, Iterator
 
-from ..digest import Digest, Hasher
+from ..digest import Digest
 from ..errors import (AuthenticationError, DigestMismatchError, LayerlabError, PushError,
                       RegistryError, RegistryUnavailableError)
-from .compress import read_full
+from .compress import BlobStream, read_full
 from .result import EventLog
 
 __all__ = ["StoredStream", "BlobSender", "PushAborted"]
@@ -36,47 +36,19 @@ class PushAborted(PushError):
     """Another blob of the same push failed; this one stopped early."""
 
 
-class StoredStream:
-    """A blob's stored bytes as an iterator of chunks, hashed (``digest``/``size_out``)."""
+class StoredStream(BlobStream):
+    """A blob's stored bytes as they are, read in 1 MiB chunks (hashed, see
+    :class:`~layerlab.push.compress.BlobStream`)."""
 
-    def __init__(self, source: BinaryIO, skip: int = 0,
-                 on_input: Callable[[int], None] | None = None) -> None:
-        self.source = source
-        self.skip = skip
-        self.on_input = on_input
-        self._out = Hasher()
-        self.finished = False
-
-    @property
-    def digest(self) -> Digest:
-        return self._out.digest()
-
-    @property
-    def size_out(self) -> int:
-        return self._out.size
-
-    size_in = 0
-
-    def close(self) -> None:
-        self.source.close()
-
-    def __iter__(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[bytes]:
         read = self.source.read
         while True:
             chunk = read_full(read, _READ)
             if not chunk:
-                break
-            self._out.update(chunk)
+                return
             if self.on_input is not None:
                 self.on_input(len(chunk))
-            if self.skip:
-                if len(chunk) <= self.skip:
-                    self.skip -= len(chunk)
-                    continue
-                chunk = chunk[self.skip:]
-                self.skip = 0
             yield chunk
-        self.finished = True
 
 
 class _Guarded:
