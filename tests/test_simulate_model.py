@@ -11,7 +11,7 @@ import math
 import pytest
 
 from layerlab.push.profiles import PushProfile
-from layerlab.simulate import LayerSpec, MachineProfile, Network, RegistrySettings, simulate
+from layerlab.simulate import LayerSpec, MachineProfile, RegistrySettings, simulate
 from layerlab.simulate.engine import allocate
 
 INF = math.inf
@@ -241,3 +241,31 @@ def test_a_machine_sized_profile_checks_everything_first():
     assert r.total == pytest.approx(0.04)
     starts = sorted({round(e.start, 6) for e in r.events if e.phase == "check"})
     assert starts == [0.0, 0.01, 0.02]  # layers, layers, config; then the manifest
+
+
+def test_allocate_serves_a_fifo_resource_in_arrival_order():
+    # three steps needing the lock: the earliest takes it whole, the others wait
+    demands = [{"lock": 1.0}, {"lock": 1.0}, {"lock": 1.0}]
+    assert allocate(demands, [INF] * 3, {"lock": 1.0}, fifo=("lock",),
+                    arrival=[0.2, 0.1, 0.3]) == [0.0, 1.0, 0.0]
+    # the head can only use a quarter of it (its own cap): the next one gets the rest
+    assert allocate(demands, [0.25, INF, INF], {"lock": 1.0}, fifo=("lock",),
+                    arrival=[0.0, 0.1, 0.2]) == pytest.approx([0.25, 0.75, 0.0])
+    # without fifo the same steps share equally
+    assert allocate(demands, [INF] * 3, {"lock": 1.0}) == pytest.approx([1 / 3] * 3)
+
+
+def test_a_colocated_registry_answers_a_head_burst_one_by_one():
+    # 20 HEADs, 16 at a time, 1 ms of handling each under the interpreter lock, 10 ms
+    # round trip: the first wave's answers come 1 ms apart (10 + k ms), the checkers
+    # that finish first start the second wave at once, and its 4 HEADs queue behind
+    # the first wave's: they end at 26 + k ms. Then the config's and manifest's HEADs.
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    layers = [stored(MB, f"l{i}") for i in range(20)]
+    machine = ZERO.with_options(registry_request_overhead=0.001)
+    r = simulate(layers, fast, rtt="10 ms", machine=machine, existing="all", known="all",
+                 registry=RegistrySettings.local())
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
+    assert ends == pytest.approx([0.010 + 0.001 * k for k in range(1, 17)]
+                                 + [0.026 + 0.001 * k for k in range(1, 5)])
+    assert r.total == pytest.approx(0.030 + 2 * 0.011)

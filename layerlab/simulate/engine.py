@@ -13,6 +13,11 @@ its own limit holds it back, leaves the rest to the others (max-min fairness by
 progressive filling). Example: two uploads over a 100 MB/s link get 50 MB/s each; if one
 of them can only be fed at 20 MB/s by its compressor, the other gets 80 MB/s.
 
+A resource named in ``fifo`` is served in start order instead: the earliest step using it
+takes what it can, the next one gets what is left, and so on. That is how short pieces
+of work queue for a lock (requests handled one after another by one event loop): each
+finishes in turn, where equal sharing would finish them all together at the end.
+
 Time advances from one step completion to the next, so results are exact up to float
 rounding and depend on the inputs only (no wall clock, no randomness). Ties are broken
 by start order.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Mapping, Union
+from typing import Collection, Generator, Iterator, Mapping, Union
 
 __all__ = ["Component", "Step", "Parallel", "Record", "run"]
 
@@ -109,13 +114,16 @@ def _prepare(record: Record, now: float) -> _Running:
 
 
 def allocate(demands: list[dict[str, float]], caps: list[float],
-             capacity: Mapping[str, float]) -> list[float]:
+             capacity: Mapping[str, float], fifo: Collection[str] = (),
+             arrival: list[float] | None = None) -> list[float]:
     """Progress rates (fraction of the step per second) by progressive filling.
 
     Each round, every resource's remaining capacity is split equally among the unsettled
     steps using it; a step's candidate rate is the smallest its shares and its own cap
     allow. Steps held by their cap, and all users of a resource that holds every one of
     its users, are settled at their candidate; the rest share what is left next round.
+    A ``fifo`` resource goes whole to its earliest unsettled user (by ``arrival``, then
+    index); its later users wait for a later round.
     """
     n = len(demands)
     rates = [INF] * n
@@ -123,14 +131,22 @@ def allocate(demands: list[dict[str, float]], caps: list[float],
     remaining = {r: capacity.get(r, INF) for d in demands for r in d}
     while todo:
         users: dict[str, list[int]] = {}
-        for i in todo:
+        for i in sorted(todo):
             for res in demands[i]:
                 if remaining[res] < INF:
                     users.setdefault(res, []).append(i)
+        waiting = set()
+        for res in fifo:
+            if len(users.get(res, ())) > 1:
+                queue = sorted(users[res], key=lambda i: (arrival[i] if arrival else 0.0, i))
+                waiting.update(queue[1:])
+        if waiting:
+            users = {res: [i for i in idx if i not in waiting] for res, idx in users.items()}
+            users = {res: idx for res, idx in users.items() if idx}
         share = {res: max(0.0, remaining[res]) / len(idx) for res, idx in users.items()}
         cand: dict[int, float] = {}
         held: dict[int, set[str]] = {}
-        for i in todo:
+        for i in todo - waiting:
             best = caps[i]
             limits = {"cap": caps[i]}
             for res, amount in demands[i].items():
@@ -139,12 +155,12 @@ def allocate(demands: list[dict[str, float]], caps: list[float],
                     best = min(best, limits[res])
             cand[i] = best
             held[i] = {k for k, v in limits.items() if v <= best * (1 + 1e-12) + 1e-300}
-        settle = {i for i in todo if "cap" in held[i]}
+        settle = {i for i in cand if "cap" in held[i]}
         for res, idx in users.items():
             if all(res in held[i] for i in idx):
                 settle.update(idx)
         if not settle:  # a cycle of different bottlenecks: settle the slowest step
-            settle = {min(todo, key=lambda i: (cand[i], i))}
+            settle = {min(cand, key=lambda i: (cand[i], i))}
         for i in sorted(settle):
             rates[i] = cand[i]
             for res, amount in demands[i].items():
@@ -154,8 +170,9 @@ def allocate(demands: list[dict[str, float]], caps: list[float],
     return rates
 
 
-def run(main: Process, capacity: Mapping[str, float]) -> list[Record]:
-    """Run ``main`` (and the processes it starts) to the end; return every step's record."""
+def run(main: Process, capacity: Mapping[str, float], fifo: Collection[str] = ()) -> list[Record]:
+    """Run ``main`` (and the processes it starts) to the end; return every step's record.
+    ``fifo`` names the resources served in start order (see :func:`allocate`)."""
     records: list[Record] = []
     running: list[_Running] = []
     waiting: dict[int, _Proc] = {}  # record index -> process waiting for it
@@ -205,7 +222,8 @@ def run(main: Process, capacity: Mapping[str, float]) -> list[Record]:
         if not running:
             break
         working = [r for r in running if r.wait_until <= now + _EPS and r.remaining > _EPS]
-        rates = allocate([r.demand for r in working], [r.cap for r in working], capacity)
+        rates = allocate([r.demand for r in working], [r.cap for r in working], capacity, fifo,
+                         [r.wait_until for r in working])
         horizon = INF
         for r in running:
             if r.wait_until > now + _EPS:

@@ -32,7 +32,10 @@ pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores
 registry is ``colocated`` (a Python registry in the client's process: its receiving
 and every request's handling hold the interpreter lock, and take client ``cpu``).
 Every request waits ``rtt`` plus ``client_request_overhead + request_overhead +
-lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock).
+lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock; a
+request without a body also queues on ``request_lock``: such requests are handled one
+after another in arrival order, so a burst of HEADs finishes one by one, not all
+together at the end).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ __all__ = ["run_scenario"]
 
 
 # -- the process ------------------------------------------------------------------------
+_REQUEST_LOCK = ("gil", "cpu", "request_lock")  # a colocated registry handling a bodiless request
+
+
 class _Costs:
     """Per-request delays and per-byte work, from the scenario's figures."""
 
@@ -72,9 +78,9 @@ class _Costs:
         plain delay."""
         server = self.overhead + lookups * self.lookup
         busy = self.sc.machine.client_request_overhead + server
-        if self.colocated:
-            return {"delay": self.sc.network.rtt,
-                    "components": tuple(work) + (Component(("gil", "cpu"), busy, 1.0),)}
+        if self.colocated:  # requests with a body share the lock like the rest of the work
+            handling = Component(("gil", "cpu") if work else _REQUEST_LOCK, busy, 1.0)
+            return {"delay": self.sc.network.rtt, "components": tuple(work) + (handling,)}
         return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}
 
     def server(self, lookups: float, work: tuple[Component, ...] = ()) -> dict[str, Any]:
@@ -82,7 +88,8 @@ class _Costs:
         commit)."""
         seconds = lookups * self.lookup
         if self.colocated:
-            return {"components": tuple(work) + (Component(("gil", "cpu"), seconds, 1.0),)}
+            handling = Component(("gil", "cpu") if work else _REQUEST_LOCK, seconds, 1.0)
+            return {"components": tuple(work) + (handling,)}
         return {"delay": seconds, "components": tuple(work)}
 
     def registry_ingest(self, nbytes: int) -> Component:
@@ -291,6 +298,7 @@ def run_scenario(sc: Scenario):
         "cpu": m.cpu,
         "cache_db": 1.0,
         "gil": 1.0,
+        "request_lock": 1.0,
         "compress_pool": float(sc.threads),
         "net": link,
         "registry": float(r.cores if r.cores is not None else m.registry_cores),
@@ -299,6 +307,6 @@ def run_scenario(sc: Scenario):
         "proxy_memory": r.proxy_memory_rate,
         "backend": r.move_rate if r.move_rate is not None else m.registry_commit_rate,
     }
-    return run(main(), capacity), plans
+    return run(main(), capacity, fifo=("request_lock",)), plans
 
 
