@@ -27,10 +27,12 @@ _EXPORTS: dict[str, str] = {
     "Platform": "layerlab.platform",
     "Layer": "layerlab.model",
     "Image": "layerlab.model",
+    "ImageIndex": "layerlab.model",
     "TarEntry": "layerlab.tarstream",
     "parse_reference": "layerlab.reference",
     # sources
     "open_image": "layerlab.sources",
+    "open_all_platforms": "layerlab.sources",
     "list_images": "layerlab.sources",
     "ImageSummary": "layerlab.sources",
     "RegistryClient": "layerlab.sources.remote",

@@ -21,7 +21,8 @@ from .platform import Platform
 from .tarstream import TarEntry, iter_tar
 
 __all__ = [
-    "BlobOpener", "Descriptor", "HistoryEntry", "Image", "ImageConfig", "ImageManifest",
+    "BlobOpener", "Descriptor", "HistoryEntry", "Image", "ImageConfig", "ImageIndex",
+    "ImageManifest",
     "Layer", "Manifest", "ManifestIndex", "Platform", "Schema1Manifest", "TarEntry",
     "parse_config", "parse_manifest",
 ]
@@ -293,3 +294,52 @@ class Image:
     def __repr__(self) -> str:
         return (f"<Image {self.name or self.reference} {self.digest.short} "
                 f"{len(self.layers)} layers {self.size} bytes>")
+
+
+@dataclass(frozen=True)
+class ImageIndex:
+    """A multi-platform image: an index or manifest list and every image it lists.
+
+    ``children`` follow ``manifest.manifests`` one for one: an :class:`Image` for each
+    image manifest, an :class:`ImageIndex` for a nested index. Opened with
+    :func:`layerlab.open_all_platforms`; pushed whole by :func:`layerlab.push`.
+    """
+
+    reference: str
+    manifest: ManifestIndex
+    children: tuple["Image | ImageIndex", ...]
+    name: str | None = None
+
+    def __hash__(self) -> int:
+        return hash((self.reference, self.manifest.digest))
+
+    @property
+    def digest(self) -> Digest:
+        return self.manifest.digest
+
+    @property
+    def media_type(self) -> str:
+        return self.manifest.media_type
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        """Every image, nested indexes flattened, in index order."""
+        out: list[Image] = []
+        for child in self.children:
+            out.extend(child.images if isinstance(child, ImageIndex) else (child,))
+        return tuple(out)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for image in self.images for w in image.warnings))
+
+    def to_json(self) -> dict[str, Any]:
+        """``layerlab inspect --all --json``: the index and each image's inspect shape."""
+        return {"reference": self.reference, "name": self.name,
+                "manifest_digest": str(self.digest), "media_type": self.media_type,
+                "images": [image.to_json() for image in self.images]}
+
+    def __repr__(self) -> str:
+        platforms = ", ".join(str(image.platform or image.config.platform)
+                              for image in self.images)
+        return f"<ImageIndex {self.name or self.reference} {self.digest.short} [{platforms}]>"

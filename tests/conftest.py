@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_images"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_digest_cache(tmp_path_factory):
+    """Pushes and pulls that use the default digest cache (the CLI's children too) write
+    it under the session's temporary directory, never the user's ``~/.cache``."""
+    previous = os.environ.get("LAYERLAB_CACHE_DIR")
+    os.environ["LAYERLAB_CACHE_DIR"] = str(tmp_path_factory.mktemp("digest-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("LAYERLAB_CACHE_DIR", None)
+    else:
+        os.environ["LAYERLAB_CACHE_DIR"] = previous
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

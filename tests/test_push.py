@@ -208,7 +208,9 @@ def test_result_views(reg):
     assert {trace.name for trace in figure.data} >= {"upload", "manifest"}
     data = result.to_json()
     assert set(data) == {"source", "destination", "manifest_digest", "media_type", "manifest",
-                         "profile", "layers", "config", "totals", "warnings", "settings", "events"}
+                         "profile", "layers", "config", "totals", "warnings", "settings", "events",
+                         "platforms"}
+    assert data["platforms"] == []
     assert set(data["totals"]) == {"wall_seconds", "bytes_uploaded", "bytes_compressed", "layers",
                                    "layers_existing", "layers_mounted", "layers_pushed", "requests"}
     assert data["layers"][0]["outcome"] == "pushed"

@@ -314,3 +314,25 @@ def test_inspect_cli_on_registry_images(registry, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"layerlab: error: GET http://{registry.host}/v2/fam/manifests/missing: "
                           "HTTP 404 MANIFEST_UNKNOWN")
+
+
+def test_a_schema1_image_is_pushed_as_schema2(registry, tmp_path):
+    from layerlab.push import push
+    from layerlab.registry import LocalRegistry
+
+    schema2 = open_remote_image(f"docker://{registry.host}/fam:v2s2")
+    with LocalRegistry() as target:
+        result = push(f"docker://{registry.host}/fam:v2s1", f"{target.host}/converted/app:v1",
+                      progress=False, cache=False)
+        back = open_remote_image(f"docker://{target.host}/converted/app:v1")
+        back.verify()  # every blob hashes to its digest and decompresses to its diff_id
+    assert result.media_type == back.media_type == mt.DOCKER_MANIFEST_V2
+    assert [o.outcome for o in result.layers] == ["pushed"] * len(LAYER_DIGESTS)
+    assert result.bytes_compressed == 0  # the gzip blobs go as stored
+    assert [str(layer.digest) for layer in back.layers] == LAYER_DIGESTS
+    assert back.config.diff_ids == schema2.config.diff_ids
+    assert back.config.runtime() == schema2.config.runtime()
+    assert back.config.platform == schema2.config.platform
+    assert [h.empty_layer for h in back.config.history] == \
+        [h.empty_layer for h in schema2.config.history]
+    assert any("converted to schema2" in w for w in result.warnings)

@@ -19,7 +19,14 @@ then the manifest digest and totals. ``--json`` prints :meth:`PushResult.to_json
      "totals": {"wall_seconds", "bytes_uploaded", "bytes_compressed", "layers",
                 "layers_existing", "layers_mounted", "layers_pushed", "requests"},
      "warnings": [str], "settings": {...}, "events": [{"layer", "diff_id", "phase",
-     "start", "end", "bytes", "outcome", "detail", "bytes_in"}]}
+     "start", "end", "bytes", "outcome", "detail", "bytes_in"}],
+     "platforms": [{"platform", "manifest_digest", "media_type", "manifest", "layers",
+                    "config", "totals"}]}
+
+With ``--all`` and an index (or manifest list) as SRC, every platform's image is pushed
+(its manifest under its digest), then the index under the tag: ``manifest_digest`` is
+the index's, ``layers`` all images' layers in order, and ``platforms`` one entry per
+image (empty for a single image).
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, metavar="N", help="retries per request/upload")
     parser.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                         help="image to choose from an index")
+    parser.add_argument("--all", action="store_true", dest="all_platforms",
+                        help="copy every platform of an index (default: one platform)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="JSON output (stable shape)")
     add_registry_options(parser)
@@ -107,9 +116,14 @@ def push_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def open_source(args: argparse.Namespace, options: dict[str, Any]):
-    from layerlab.sources import open_image
+    """The source image, or with ``--all`` the whole index when SRC names one."""
+    from layerlab.sources import open_all_platforms, open_image
 
+    if args.all_platforms and args.platform:
+        raise ValueError("--all and --platform exclude each other")
     remote = {k: options[k] for k in ("plain_http", "insecure", "auth") if k in options}
+    if args.all_platforms:
+        return open_all_platforms(args.source, **remote)
     return open_image(args.source, platform=args.platform, **remote)
 
 
@@ -129,7 +143,11 @@ def print_result(result: Any, as_json: bool) -> None:
             for kind, digest, size, summary in result.summary_rows()]
     print_table(["BLOB", "DIGEST", "SIZE", "RESULT"], rows, align="llrl")
     t = result.totals
-    out.write(f"manifest {result.manifest_digest} ({result.manifest_outcome})\n")
+    for image in result.platforms:
+        out.write(f"{image.platform}: manifest {image.manifest_digest} "
+                  f"({image.manifest_outcome})\n")
+    what = "index" if result.platforms else "manifest"
+    out.write(f"{what} {result.manifest_digest} ({result.manifest_outcome})\n")
     out.write(f"{t['layers']} layers: {t['layers_pushed']} pushed, {t['layers_mounted']} "
               f"mounted, {t['layers_existing']} already there; "
               f"{format_size(t['bytes_uploaded'])} uploaded in "

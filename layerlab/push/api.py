@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import LayerlabError, PushError
-from ..model import Image
+from ..digest import Digest
+from ..model import Image, ImageIndex
 from ..reference import ArchiveReference, LayoutReference, RegistryReference, parse_reference
 from .cache import DigestCache
 from .lean import LeanClient, lean_eligible
@@ -57,15 +59,18 @@ def _cache(cache: bool | DigestCache | str | Path, cache_dir: str | Path | None)
     return DigestCache(cache_dir)
 
 
-def push(image: Image | str, destination: str | RegistryReference, *,
+def push(image: Image | ImageIndex | str, destination: str | RegistryReference, *,
          profile: str | PushProfile = "fast", progress: bool = True,
          cache: bool | DigestCache | str | Path = True, cache_dir: str | Path | None = None,
-         lookup: Sequence[str] = (), platform: str | None = None, temp_dir: str | None = None,
-         client: Any = None, **options: Any) -> PushResult:
-    """Push an image to a registry; return a :class:`PushResult`.
+         lookup: Sequence[str] = (), platform: str | None = None, all_platforms: bool = False,
+         temp_dir: str | None = None, client: Any = None, **options: Any) -> PushResult:
+    """Push an image (or every platform of an index) to a registry; return a
+    :class:`PushResult`.
 
-    ``image`` is an :class:`Image` or any reference layerlab reads (docker-archive, OCI
-    layout or archive, another registry). ``destination`` is ``host/repo:tag`` (or
+    ``image`` is an :class:`Image`, an :class:`ImageIndex` or any reference layerlab
+    reads (docker-archive, OCI layout or archive, another registry); a reference naming
+    an index gives the image of ``platform`` (default: this machine's), or with
+    ``all_platforms=True`` the whole index. ``destination`` is ``host/repo:tag`` (or
     ``docker://...``, or ``host/repo@sha256:...``). ``profile`` is ``fast`` (default),
     ``docker``, ``docker-1.7``, ``serial`` or a :class:`PushProfile`; keyword ``options``
     override its fields (``workers``/``concurrency``, ``level``, ``engine``,
@@ -77,11 +82,18 @@ def push(image: Image | str, destination: str | RegistryReference, *,
     the default directory (see :mod:`layerlab.push.cache`); ``lookup`` lists more
     ``repo:tag`` references of the destination registry whose layers may be reused.
 
-    Raises :class:`PushError` (its ``__cause__`` is the underlying registry, digest or
-    source error); no manifest is written unless every blob was confirmed.
-    """
-    from .pusher import Pusher
+    A schema1 source is converted to schema2 first (each layer read once for its diff_id,
+    see :func:`~layerlab.sources.remote.image.schema1_as_schema2`).
 
+    An index is pushed image by image (each manifest under its digest), then the index
+    under the tag: its bytes are the source's when every image kept its digest, else
+    the same document pointing at the pushed manifests. The result's ``platforms``
+    holds one :class:`PushResult` per image.
+
+    Raises :class:`PushError` (its ``__cause__`` is the underlying registry, digest or
+    source error); no manifest is written unless every blob was confirmed, and no index
+    unless every image's manifest was.
+    """
     base = get_profile(profile)
     changes, client_options = _split(options)
     try:
@@ -90,46 +102,144 @@ def push(image: Image | str, destination: str | RegistryReference, *,
         raise ValueError(f"unknown push option: {exc}") from None
     dest = _destination(destination)
     if isinstance(image, str):
-        from ..sources import open_image
+        from ..sources import open_all_platforms, open_image
 
-        image = open_image(image, platform=platform)
-    own_client = client is None
-    lean = None
-    if own_client and "auth" not in client_options and lean_eligible(dest.registry, client_options):
-        lean = LeanClient(dest.registry, timeout=client_options.get("timeout", 30.0))
-    pusher = Pusher(image, dest, chosen, client, _cache(cache, cache_dir), tuple(lookup),
-                    progress=progress, temp_dir=temp_dir, lean=lean,
-                    client_factory=lambda: _client(dest.registry, chosen, client_options))
+        remote = {k: v for k, v in client_options.items() if k in ("plain_http", "insecure", "auth")}
+        image = (open_all_platforms(image, **remote) if all_platforms
+                 else open_image(image, platform=platform, **remote))
+    session = _Session(dest, chosen, client, _cache(cache, cache_dir), tuple(lookup), progress,
+                       temp_dir, client_options)
     try:
-        return pusher.run()
+        if isinstance(image, ImageIndex):
+            return session.push_index(image, dest)
+        return session.push_image(image, by_digest=False)
     except PushError:
         raise
     except LayerlabError as exc:
         raise PushError(f"push of {image.reference} to {dest} failed, no manifest written: "
                         f"{exc}") from exc
     finally:
-        if lean is not None:
-            lean.close()
-        if own_client and pusher._client is not None:
-            pusher._client.close()
+        session.close()
 
 
-def copy(source: Image | str, destination: str, *, profile: str | PushProfile = "fast",
-         progress: bool = True, platform: str | None = None, **options: Any) -> PushResult:
+class _Session:
+    """What the pushes of one :func:`push` call share: the profile, the registry client
+    (one connection pool, one token cache), the digest cache."""
+
+    def __init__(self, dest: RegistryReference, profile: PushProfile, client: Any,
+                 cache: DigestCache | None, lookup: tuple[str, ...], progress: bool,
+                 temp_dir: str | None, client_options: dict[str, Any]) -> None:
+        self.dest, self.profile, self.cache, self.lookup = dest, profile, cache, lookup
+        self.progress, self.temp_dir = progress, temp_dir
+        self.client_options = client_options
+        self.client = client
+        self.own_client = client is None
+        self.lean = None
+        if self.own_client and "auth" not in client_options \
+                and lean_eligible(dest.registry, client_options):
+            self.lean = LeanClient(dest.registry, timeout=client_options.get("timeout", 30.0))
+
+    def _client(self) -> Any:
+        if self.client is None:
+            self.client = _client(self.dest.registry, self.profile, self.client_options)
+        return self.client
+
+    def push_image(self, image: Image, by_digest: bool) -> PushResult:
+        from ..manifest import Schema1Manifest
+        from .pusher import Pusher
+
+        if isinstance(image.manifest, Schema1Manifest):
+            from ..sources.remote.image import schema1_as_schema2
+
+            image = schema1_as_schema2(image)
+        pusher = Pusher(image, self.dest, self.profile, self.client, self.cache, self.lookup,
+                        progress=self.progress, temp_dir=self.temp_dir, lean=self.lean,
+                        client_factory=self._client, by_digest=by_digest)
+        try:
+            return pusher.run()
+        finally:
+            if pusher._client is not None:
+                self.client = pusher._client
+
+    def push_index(self, index: ImageIndex, dest: RegistryReference, nested: bool = False) -> PushResult:
+        """Every image of ``index`` by digest, then the index itself (under the tag, or
+        under its digest when ``nested``)."""
+        from ..digest import digest_bytes
+        from ..manifest import Descriptor
+        from .manifests import build_index
+        from .result import EventLog
+
+        log = EventLog()
+        results: list[PushResult] = []
+        events: list[Any] = []
+        descriptors = []
+        for child in index.children:
+            offset = log.now()
+            result = (self.push_index(child, dest, nested=True) if isinstance(child, ImageIndex)
+                      else self.push_image(child, by_digest=True))
+            results.append(result)
+            events.extend(dataclasses.replace(e, start=e.start + offset, end=e.end + offset)
+                          for e in result.events)
+            descriptors.append(Descriptor(result.media_type, Digest(result.manifest_digest),
+                                          result.manifest_size))
+        raw = build_index(index.manifest, descriptors)
+        digest = digest_bytes(raw)
+        reference = str(digest) if nested else dest.reference
+        if not nested and dest.digest is not None and dest.digest != digest:
+            raise PushError(f"cannot push to {dest}: the index's digest is {digest}")
+        client = self._client()
+        start = log.now()
+        head = client.head_manifest(dest.repository, reference)
+        if head is not None and head.digest == digest:
+            outcome = "exists"
+        else:
+            returned = client.put_manifest(dest.repository, reference, raw, index.media_type)
+            if returned != digest:
+                raise PushError(f"PUT index {dest}: registry says {returned}, pushed {digest}")
+            outcome = "pushed"
+        events.append(log.add("index", None, "manifest", start, bytes=len(raw) if outcome == "pushed" else 0,
+                              outcome=outcome, detail=str(digest)))
+        return PushResult(
+            source=index.reference, destination=str(dest), manifest_digest=str(digest),
+            media_type=index.media_type, profile=self.profile.name,
+            layers=tuple(layer for r in results for layer in r.layers), config=None,
+            manifest_outcome=outcome, events=tuple(events), wall_seconds=log.now(),
+            requests=sum(r.requests for r in results) + 1 + (outcome == "pushed"),
+            started_at=log.wall0,
+            warnings=tuple(dict.fromkeys(w for r in results for w in r.warnings)),
+            settings=results[0].settings if results else {}, manifest_size=len(raw),
+            platforms=tuple(results))
+
+    def close(self) -> None:
+        if self.lean is not None:
+            self.lean.close()
+        if self.own_client and self.client is not None:
+            self.client.close()
+
+
+def copy(source: Image | ImageIndex | str, destination: str, *,
+         profile: str | PushProfile = "fast", progress: bool = True,
+         platform: str | None = None, all_platforms: bool = False, **options: Any) -> PushResult:
     """Copy an image between any two transports (skopeo's syntax for both).
 
     A registry destination (``docker://host/repo:tag``, or a bare ``host/repo:tag``) is a
     :func:`push` (registry to registry copies blobs as stored, mounting them when both
-    are in the same registry). ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]`` and
-    ``docker-archive:PATH[:NAME:TAG]`` write locally (from a registry that is a pull).
+    are in the same registry; ``all_platforms`` copies a whole index).
+    ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]`` and ``docker-archive:PATH[:NAME:TAG]``
+    write locally (from a registry that is a pull, and feeds the digest cache).
     """
-    if isinstance(source, str):
-        from ..sources import open_image
-
-        source = open_image(source, platform=platform)
     target = _parse_destination(destination)
+    if isinstance(source, str):
+        from ..sources import open_all_platforms, open_image
+
+        remote = {k: options[k] for k in ("plain_http", "insecure", "auth") if k in options}
+        source = (open_all_platforms(source, **remote) if all_platforms
+                  else open_image(source, platform=platform, **remote))
     if isinstance(target, RegistryReference):
         return push(source, target, profile=profile, progress=progress, **options)
+    if isinstance(source, ImageIndex):
+        raise PushError(f"copying every platform of {source.reference} to {destination} is "
+                        "not supported: pick one with platform= (--platform)")
     from .local import write_local
 
     return write_local(source, target, progress=progress, **options)

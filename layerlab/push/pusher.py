@@ -46,12 +46,15 @@ class Pusher:
                  cache: DigestCache | None, lookup: tuple[str, ...] = (),
                  progress: bool = True, temp_dir: str | None = None,
                  client_factory: Callable[[], Any] | None = None,
-                 lean: LeanClient | None = None) -> None:
+                 lean: LeanClient | None = None, by_digest: bool = False) -> None:
         """``client`` is a RegistryClient, or None with ``client_factory`` to make one only
         when needed; ``lean`` (optional) answers the HEADs of a re-push the cache says is
-        complete without the full client (see :mod:`.lean`)."""
+        complete without the full client (see :mod:`.lean`). ``by_digest``: put the
+        manifest under its own digest, not the destination's tag (an index's children)."""
         self.image = image
         self.dest = destination
+        self.by_digest = by_digest
+        self.manifest_size = 0
         self.profile = profile
         self._client = client
         self._client_factory = client_factory
@@ -99,14 +102,14 @@ class Pusher:
                 self.lean = None
         return self.client.head_blob(self.dest.repository, digest)
 
-    def _head_manifest(self) -> Descriptor | None:
+    def _head_manifest(self, reference: str) -> Descriptor | None:
         lean = self.lean
         if lean is not None:
             try:
-                return lean.head_manifest(self.dest.repository, self.dest.reference)
+                return lean.head_manifest(self.dest.repository, reference)
             except NeedFullClient:
                 self.lean = None
-        return self.client.head_manifest(self.dest.repository, self.dest.reference)
+        return self.client.head_manifest(self.dest.repository, reference)
 
     # per layer: check, mount, upload ----------------------------------------------------
     def _ordered(self, task: LayerTask) -> list[Known]:
@@ -327,17 +330,25 @@ class Pusher:
         config = config_descriptor(self.image, media_type)
         raw = build_manifest(self.image, media_type, config, layers)
         digest = digest_bytes(raw)
+        self.manifest_size = len(raw)
         repo, reference = self.dest.repository, self.dest.reference
+        if self.by_digest:
+            reference = str(digest)
         start = self.log.now()
-        if self.dest.digest is not None and self.dest.digest != digest:
+        if not self.by_digest and self.dest.digest is not None and self.dest.digest != digest:
             raise PushError(f"cannot push to {self.dest}: the manifest's digest is {digest}")
-        if existing is not None and same_content(existing, media_type, config, layers) \
+        if self.by_digest and existing is not None and existing.digest == digest:
+            self.log.add("manifest", None, "manifest", start, outcome="exists", detail=str(digest))
+            return str(digest), media_type, "exists"
+        if not self.by_digest and existing is not None \
+                and same_content(existing, media_type, config, layers) \
                 and (self.dest.digest is None or existing.digest == digest):
             self.log.add("manifest", None, "manifest", start, outcome="exists",
                          detail=f"{existing.digest} (same blobs)")
+            self.manifest_size = len(existing.raw)
             return str(existing.digest), existing.media_type, "exists"
         if self.profile.check_existing == "always" and existing is None:
-            head = self._head_manifest()
+            head = self._head_manifest(reference)
             if head is not None and head.digest == digest:
                 self.log.add("manifest", None, "manifest", start, outcome="exists",
                              detail=str(digest))
@@ -388,7 +399,9 @@ class Pusher:
             config=config, manifest_outcome=manifest_outcome, events=tuple(self.log.events),
             wall_seconds=self.log.now(), requests=self.requests,
             started_at=self.log.wall0, warnings=tuple(dict.fromkeys(self.warnings)),
-            settings={"profile": self.profile.to_json(), "compression": self.settings.key})
+            settings={"profile": self.profile.to_json(), "compression": self.settings.key},
+            manifest_size=self.manifest_size,
+            platform=str(self.image.platform or self.image.config.platform))
 
     def _run_layers(self, tasks: list[LayerTask]) -> list[LayerOutcome]:
         """Every layer, largest first, ``workers`` at a time. With a machine-sized

@@ -115,6 +115,9 @@ class PushResult:
     started_at: float = 0.0
     warnings: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
+    manifest_size: int = 0
+    platform: str | None = None
+    platforms: tuple["PushResult", ...] = ()  # an index push: one result per image
 
     # totals --------------------------------------------------------------------------
     @property
@@ -162,7 +165,16 @@ class PushResult:
             "warnings": list(self.warnings),
             "settings": self.settings,
             "events": [e.to_json() for e in self.events],
+            "platforms": [p.platform_json() for p in self.platforms],
         }
+
+    def platform_json(self) -> dict[str, Any]:
+        """One entry of ``platforms`` in :meth:`to_json` (an image of a pushed index)."""
+        return {"platform": self.platform, "manifest_digest": self.manifest_digest,
+                "media_type": self.media_type, "manifest": self.manifest_outcome,
+                "layers": [layer.to_json() for layer in self.layers],
+                "config": self.config.to_json() if self.config else None,
+                "totals": self.totals}
 
     def to_frame(self):
         """The events as a pandas DataFrame (columns :data:`EVENT_COLUMNS`)."""
@@ -179,6 +191,11 @@ class PushResult:
                                     f"{self.wall_seconds:.2f} s")
 
     def summary_rows(self) -> list[tuple[str, str, int, str]]:
+        """``(kind, digest, size, outcome)`` per blob; an index push prefixes each kind
+        with the image's platform."""
+        if self.platforms:
+            return [(f"{p.platform} {kind}", digest, size, summary)
+                    for p in self.platforms for kind, digest, size, summary in p.summary_rows()]
         rows = [("layer", layer.digest, layer.size, layer.summary) for layer in self.layers]
         if self.config is not None:
             rows.append(("config", self.config.digest, self.config.size, self.config.summary))

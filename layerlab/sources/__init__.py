@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..digest import Digest
-from ..model import Image
+from ..model import Image, ImageIndex
 from ..platform import Platform
 from ..reference import ArchiveReference, LayoutReference, Reference, parse_reference
 
-__all__ = ["ImageSummary", "open_image", "list_images"]
+__all__ = ["ImageSummary", "open_image", "open_all_platforms", "list_images"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,23 @@ def open_image(ref: str | Reference, platform: str | Platform | None = None,
     from .remote import open_remote_image
 
     return open_remote_image(parsed, platform=platform, **options)
+
+
+def open_all_platforms(ref: str | Reference, **options: Any) -> Image | ImageIndex:
+    """Open everything a reference names: an :class:`~layerlab.model.ImageIndex` holding
+    every platform's image when it names an index or manifest list, else the one
+    :class:`Image` (a docker-save archive holds single images). ``options`` as for
+    :func:`open_image`. This is what ``layerlab push --all`` and ``copy --all`` push."""
+    parsed = _parse(ref)
+    if isinstance(parsed, ArchiveReference):
+        return open_image(parsed)
+    if isinstance(parsed, LayoutReference):
+        from .layout import open_layout_all
+
+        return open_layout_all(parsed)
+    from .remote import open_remote_all
+
+    return open_remote_all(parsed, **options)
 
 
 def list_images(ref: str | Reference, **options: Any) -> list[ImageSummary]:

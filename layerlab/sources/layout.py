@@ -26,7 +26,7 @@ from ..digest import Digest
 from ..errors import (CorruptArchiveError, ImageNotFoundError, InvalidManifestError,
                       MissingBlobError, NotAnArchiveError, UnknownMediaTypeError)
 from ..manifest import Descriptor, ImageManifest, Manifest, ManifestIndex, parse_manifest
-from ..model import Image
+from ..model import Image, ImageIndex
 from ..platform import Platform, choose
 from ..reference import LayoutReference
 from . import ImageSummary
@@ -34,7 +34,8 @@ from ._archive import Tree, open_tree
 from ._blobs import (blob_name, check_layer_count, load_config, make_layer, platform_warning,
                      read_verified, same_name)
 
-__all__ = ["LayoutReader", "open_layout_image", "list_layout_images", "CONTAINERD_NAME"]
+__all__ = ["LayoutReader", "open_layout_image", "open_layout_all", "list_layout_images",
+           "CONTAINERD_NAME"]
 
 CONTAINERD_NAME = "io.containerd.image.name"
 _MAX_DEPTH = 8
@@ -238,6 +239,39 @@ def open_layout_image(ref: LayoutReference, platform: Platform | str | None = No
     chosen = reader.choose(roots, platform)
     name = chosen.root.annotations.get(CONTAINERD_NAME) or chosen.root.ref_name
     return reader.image(chosen, str(ref), name, platform)
+
+
+def open_layout_all(ref: LayoutReference) -> Image | ImageIndex:
+    """Everything the reference names: an :class:`ImageIndex` with every platform's image
+    when its root is an index, else the one image. A platform whose blobs the layout
+    lacks (a containerd export of one platform) is an error: the index cannot be copied
+    whole; open one platform with :func:`open_layout_image` instead."""
+    reader = LayoutReader(open_tree(ref.path, ref.archive), ref.transport)
+    roots = reader.select_root(ref.ref)
+    if len(roots) != 1 or not mt.is_index(roots[0].media_type):
+        return open_layout_image(ref)
+    root = roots[0]
+    name = root.annotations.get(CONTAINERD_NAME) or root.ref_name
+
+    def build(descriptor: Descriptor, depth: int) -> Image | ImageIndex:
+        if depth > _MAX_DEPTH:
+            raise CorruptArchiveError(f"{reader.label}: image indexes nested deeper than {_MAX_DEPTH}")
+        parsed = reader.manifest(descriptor)
+        if isinstance(parsed, ManifestIndex):
+            return ImageIndex(str(ref), parsed, tuple(
+                build_child(parsed, child, depth) for child in parsed.manifests), name)
+        raise UnknownMediaTypeError(f"{reader.label}: {descriptor.digest}: not an index")
+
+    def build_child(index: ManifestIndex, child: Descriptor, depth: int) -> Image | ImageIndex:
+        if mt.is_index(child.media_type):
+            return build(child, depth + 1)
+        manifest = reader.manifest(child)
+        if not isinstance(manifest, ImageManifest):
+            raise UnknownMediaTypeError(f"{reader.label}: {child.digest}: schema1 manifests are "
+                                        "not supported in OCI layouts")
+        return reader.image(Chosen(root, manifest, index.digest, child.platform), str(ref), name)
+
+    return build(root, 0)
 
 
 def list_layout_images(ref: LayoutReference) -> list[ImageSummary]:

@@ -15,12 +15,13 @@
 
 from .client import MAX_MANIFEST_SIZE, MAX_PAGES, RegistryClient
 from .credentials import Credentials, load_credentials
-from .image import client_for, open_remote_image, registry_reference, synthesize_schema1_config
+from .image import (client_for, open_remote_all, open_remote_image, registry_reference,
+                    synthesize_schema1_config)
 from .repository import list_remote_images, load_repositories, load_repository
 from .upload import BlobUpload
 
 __all__ = [
     "BlobUpload", "Credentials", "MAX_MANIFEST_SIZE", "MAX_PAGES", "RegistryClient",
     "client_for", "list_remote_images", "load_credentials", "load_repositories",
-    "load_repository", "open_remote_image", "registry_reference", "synthesize_schema1_config",
+    "load_repository", "open_remote_all", "open_remote_image", "registry_reference", "synthesize_schema1_config",
 ]

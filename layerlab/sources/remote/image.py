@@ -16,13 +16,14 @@ from ... import mediatypes as mt
 from ...config import HistoryEntry, ImageConfig, parse_config
 from ...digest import Digest
 from ...errors import LayerlabError, PlatformError, UnknownMediaTypeError
-from ...manifest import ImageManifest, Manifest, ManifestIndex, Schema1Manifest
-from ...model import Image, Layer
+from ...manifest import ImageManifest, Manifest, ManifestIndex, Schema1Manifest, parse_manifest
+from ...model import Image, ImageIndex, Layer
 from ...platform import Platform, choose
 from ...reference import RegistryReference, parse_reference
 from .client import RegistryClient
 
-__all__ = ["client_for", "open_remote_image", "image_from_manifest", "resolve_platform",
+__all__ = ["client_for", "open_remote_image", "open_remote_all", "image_from_manifest",
+           "resolve_platform", "schema1_as_schema2",
            "registry_reference", "synthesize_schema1_config"]
 
 _CLIENTS: dict[tuple, RegistryClient] = {}
@@ -136,6 +137,37 @@ def _opener(client: RegistryClient, repository: str, digest: Digest):
     return lambda: client.open_blob(repository, digest, verify=False)
 
 
+def schema1_as_schema2(image: Image, workers: int = 4) -> Image:
+    """The schema2 form of an image opened from a schema1 manifest, as skopeo and Docker
+    convert on copy: every layer is read once (streamed, its blob digest checked) to
+    compute the diff_id schema1 lacks; the synthesized config gets ``rootfs.diff_ids``
+    (compact JSON, sorted keys: the same image always converts to the same digests);
+    the manifest lists the layers as stored (gzip). Other images are returned as is."""
+    if not isinstance(image.manifest, Schema1Manifest):
+        return image
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, min(workers, len(image.layers)))) as pool:
+        computed = list(pool.map(lambda layer: layer.verify(), image.layers))
+    document = image.config.json()
+    document["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d, _ in computed]}
+    raw = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    config = parse_config(raw, mt.DOCKER_CONFIG, what=f"{image.reference}: converted config")
+    layers = tuple(replace(layer, diff_id=d, uncompressed_size=n)
+                   for layer, (d, n) in zip(image.layers, computed))
+    body = {"schemaVersion": 2, "mediaType": mt.DOCKER_MANIFEST_V2,
+            "config": {"mediaType": mt.DOCKER_CONFIG, "size": config.size,
+                       "digest": str(config.digest)},
+            "layers": [{"mediaType": layer.media_type, "size": layer.size,
+                        "digest": str(layer.digest)} for layer in layers]}
+    manifest = parse_manifest(json.dumps(body, indent=3).encode(), mt.DOCKER_MANIFEST_V2,
+                              what=f"{image.reference}: converted manifest")
+    note = "schema1 manifest converted to schema2 (diff_ids computed from the layers)"
+    return replace(image, manifest=manifest, config=config, layers=layers,
+                   warnings=tuple(w for w in image.warnings if "diff_ids unknown" not in w)
+                   + (note,))
+
+
 def image_from_manifest(client: RegistryClient, ref: RegistryReference, manifest: Manifest,
                         *, config: ImageConfig | None = None, index_digest: Digest | None = None,
                         platform: Platform | None = None) -> Image:
@@ -215,3 +247,31 @@ def open_remote_image(ref: RegistryReference | str, platform: str | Platform | N
     manifest, index_digest, chosen = resolve_platform(client, ref.repository, manifest, platform,
                                                       f"docker://{ref}")
     return image_from_manifest(client, ref, manifest, index_digest=index_digest, platform=chosen)
+
+
+def open_remote_all(ref: RegistryReference | str, **client_options: Any) -> Image | ImageIndex:
+    """Everything ``docker://host/repo:tag`` names: an :class:`ImageIndex` with every
+    platform's image (manifests and configs fetched, layers lazy) when the tag holds an
+    index or manifest list, else the one image."""
+    ref = registry_reference(ref)
+    client = client_options.pop("client", None) or client_for(ref, **client_options)
+    top = client.get_manifest(ref.repository, ref.reference)
+    what = f"docker://{ref}"
+
+    def build(manifest: Manifest, index_digest: Digest | None, platform: Platform | None,
+              depth: int) -> Image | ImageIndex:
+        if isinstance(manifest, ManifestIndex):
+            if depth > 4:
+                raise PlatformError(f"{what}: indexes nested deeper than 4 levels")
+            children = []
+            for child in manifest.manifests:
+                if not mt.is_manifest(child.media_type):
+                    raise UnknownMediaTypeError(f"{what}: the index lists {child.digest} of "
+                                                f"media type {child.media_type!r}")
+                children.append(build(client.get_manifest(ref.repository, str(child.digest)),
+                                      manifest.digest, child.platform, depth + 1))
+            return ImageIndex(f"docker://{ref}", manifest, tuple(children), _name(ref))
+        return image_from_manifest(client, ref, manifest, index_digest=index_digest,
+                                   platform=platform)
+
+    return build(top, None, None, 0)
