@@ -78,7 +78,7 @@ class _Costs:
         plain delay."""
         server = self.overhead + lookups * self.lookup
         busy = self.sc.machine.client_request_overhead + server
-        if self.colocated:  # requests with a body share the lock like the rest of the work
+        if self.colocated:  # a body's handling shares the lock like the body; others queue
             handling = Component(("gil", "cpu") if work else _REQUEST_LOCK, busy, 1.0)
             return {"delay": self.sc.network.rtt, "components": tuple(work) + (handling,)}
         return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}

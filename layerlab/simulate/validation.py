@@ -20,10 +20,13 @@ Calibration (:func:`machine_for`), before each round of cases: the quick machine
 calibration, the registry on 16 MiB blobs, compression speeds on samples of the images'
 own layers, and the pusher's own costs read from real unthrottled pushes
 (:func:`pusher_costs`: fixed cost per push, cost per request, one stream's pace, the
-cores the process keeps busy), each a median of a few runs. The machine is shared, and
-other work only ever makes a run slower: each case counts its fastest run of the
-rounds, and the calibration likewise keeps the best figure of its rounds
-(:func:`best_of`).
+cores the process keeps busy), each a median of a few runs. A shared machine drifts
+(its single-thread compression speed moved by 20 % within minutes here), and a push is
+itself noisy (thread scheduling, lock hand-offs), so one statistic is used throughout
+(:func:`combine`): by default each case counts the median of its measured runs against
+the median of the calibration rounds; with ``statistic="min"``, its fastest run against
+the best figures (the machine as if unloaded). ``load_probe`` follows the drift push
+by push.
 """
 
 from __future__ import annotations
@@ -185,19 +188,25 @@ _SHORTER = ("client_request_overhead", "client_push_overhead", "client_cache_wri
             "registry_request_overhead", "registry_lookup_cost", "registry_cached_lookup_cost")
 
 
-def best_of(a: MachineProfile, b: MachineProfile) -> MachineProfile:
-    """The better figure of two calibrations of the same machine, field by field (other
-    work on a shared machine only ever makes a measurement worse)."""
+def combine(profiles: Sequence[MachineProfile], statistic: str = "median") -> MachineProfile:
+    """One profile from several calibrations of the same machine, field by field: the
+    ``median`` figure (a typical moment of a shared machine, to compare with the median
+    push), or with ``min`` the best one (other work only ever makes a probe slower: the
+    machine unloaded, to compare with the fastest push)."""
+    first = profiles[0]
+    if len(profiles) == 1:
+        return first
     changes: dict[str, Any] = {}
-    for name in _FASTER:
-        x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, Mapping):
-            changes[name] = {k: max(x.get(k, 0), y.get(k, 0)) for k in {*x, *y}}
+    for name in (*_FASTER, *_SHORTER):
+        pick = (statistics.median if statistic == "median"
+                else max if name in _FASTER else min)
+        values = [getattr(p, name) for p in profiles]
+        if isinstance(values[0], Mapping):
+            keys = {k for v in values for k in v}
+            changes[name] = {k: pick([v[k] for v in values if k in v]) for k in keys}
         else:
-            changes[name] = max(x, y)
-    for name in _SHORTER:
-        changes[name] = min(getattr(a, name), getattr(b, name))
-    return a.with_options(**changes)
+            changes[name] = pick(values)
+    return first.with_options(**changes)
 
 
 def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | None = None,
@@ -306,14 +315,17 @@ def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
     return result.wall_seconds, result.bytes_uploaded, requests, held
 
 
+_STATISTICS = {"median": statistics.median, "min": min}
+
+
 def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
              runs: Sequence[tuple[float, int, int, frozenset[int]]],
-             probes: Sequence[tuple[float, float]]) -> dict[str, Any]:
+             probes: Sequence[tuple[float, float]], statistic: str = "median") -> dict[str, Any]:
     """The row of one case: its measured runs against the simulation of the same push."""
     from .simulation import simulate
 
     base_rate = machine.probe_rate
-    measured = min(run[0] for run in runs)
+    measured = _STATISTICS[statistic]([run[0] for run in runs])
     _, sent, requests, held = runs[0]
     if probes:  # the machine as it was around these pushes (it is shared)
         machine = machine.under_load(statistics.median(p[0] for p in probes),
@@ -331,7 +343,7 @@ def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
         "latency": case.latency,
         "predicted": predicted.total, "measured": measured,
         "error": predicted.total / measured - 1 if measured else 0.0,
-        "runs": [run[0] for run in runs],
+        "runs": [run[0] for run in runs], "statistic": statistic,
         "bytes_predicted": predicted.bytes_sent, "bytes_measured": sent,
         "requests_predicted": predicted.requests, "requests_measured": requests,
         "dominant_phase": predicted.dominant_phase,
@@ -342,7 +354,8 @@ def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
 
 def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | None = None,
              machine: MachineProfile | str | None = None, workdir: str | None = None,
-             repeat: int = 1, load_probe: bool = False, on_case: Any = None) -> ValidationResult:
+             repeat: int = 1, load_probe: bool = False, on_case: Any = None,
+             statistic: str = "median") -> ValidationResult:
     """Push and simulate every case; return predicted vs measured.
 
     ``images`` maps a label to an Image or reference (default: the committed sample
@@ -350,16 +363,19 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
     :func:`grid` over them. ``machine``: a profile to use as is, or ``None`` to
     calibrate first (quick, compression measured on the images). ``repeat``: each case
     is measured that many times, in rounds over all cases (so a burst of other work on
-    the machine hits different cases), fresh registry each time; the shortest counts
-    (other work only adds time; the calibration keeps the best figures likewise).
+    the machine hits different cases), fresh registry each time; ``statistic`` says
+    which run counts: ``"median"`` (default) or ``"min"`` (the fastest).
     Without a given ``machine``, the calibration is repeated before each round and the
-    best figures kept. ``on_case(row)`` is called for each case at the end. ``load_probe``: when
+    rounds combined with the same statistic (:func:`combine`). ``on_case(row)`` is called
+    for each case at the end. ``load_probe``: when
     the machine is shared with steady work, a short CPU probe (``cpu_probe``) before
     each measured push, and the prediction uses the profile scaled to what it found
     (:meth:`MachineProfile.under_load`).
     """
     from .calibration import cpu_probe
 
+    if statistic not in _STATISTICS:
+        raise ValueError(f"statistic must be median or min, not {statistic!r}")
     if images is None:
         images = {"14": f"docker-archive:{SAMPLES / 'app14.tar'}",
                   "24": f"docker-archive:{SAMPLES / 'app24.tar'}"}
@@ -374,6 +390,7 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
         mach = machine_for(list(opened.values()), keys, workdir=workdir)
     else:
         mach = load_machine(machine)
+    calibrations = [mach]
     specs = {label: layers_from_image(image, keys=keys, machine=mach)
              for label, image in opened.items()}
     runs: list[list[Any]] = [[] for _ in cases]
@@ -381,8 +398,9 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
     rounds = max(1, repeat)
     with tempfile.TemporaryDirectory(prefix="layerlab-validate-", dir=workdir) as tmp:
         for round_ in range(rounds):
-            if round_ and machine is None:  # calibrate again, keep the best figures
-                mach = best_of(mach, machine_for(list(opened.values()), keys, workdir=workdir))
+            if round_ and machine is None:  # calibrate again: rounds meet different moments
+                calibrations.append(machine_for(list(opened.values()), keys, workdir=workdir))
+                mach = combine(calibrations, statistic)
             for i, case in enumerate(cases):
                 if load_probe:
                     probes[i].append(cpu_probe(0.2))
@@ -390,7 +408,7 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
                 runs[i].append(_measure(case, opened[case.image], profile, Path(tmp)))
     rows: list[dict[str, Any]] = []
     for i, case in enumerate(cases):
-        rows.append(_predict(case, specs[case.image], mach, runs[i], probes[i]))
+        rows.append(_predict(case, specs[case.image], mach, runs[i], probes[i], statistic))
         if on_case is not None:
             on_case(rows[-1])
     return ValidationResult(tuple(rows), mach)
