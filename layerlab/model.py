@@ -162,8 +162,27 @@ class Layer:
         }
 
 
+class _ManifestNamed:
+    """What an :class:`Image` and an :class:`ImageIndex` share: a manifest names them."""
+
+    reference: str
+    manifest: Manifest
+
+    def __hash__(self) -> int:
+        return hash((self.reference, self.manifest.digest))
+
+    @property
+    def digest(self) -> Digest:
+        """The manifest digest (what ``repo@sha256:...`` pins)."""
+        return self.manifest.digest
+
+    @property
+    def media_type(self) -> str:
+        return self.manifest.media_type
+
+
 @dataclass(frozen=True)
-class Image:
+class Image(_ManifestNamed):
     """A single-platform image: manifest, config and layers (oldest first).
 
     ``reference`` is what it was opened from; ``name`` the ``repo:tag`` it carries where
@@ -181,17 +200,7 @@ class Image:
     platform: Platform | None = None
     warnings: tuple[str, ...] = ()
 
-    def __hash__(self) -> int:
-        return hash((self.reference, self.manifest.digest))
-
-    @property
-    def digest(self) -> Digest:
-        """The manifest digest (what ``repo@sha256:...`` pins)."""
-        return self.manifest.digest
-
-    @property
-    def media_type(self) -> str:
-        return self.manifest.media_type
+    __hash__ = _ManifestNamed.__hash__
 
     @property
     def size(self) -> int:
@@ -297,7 +306,7 @@ class Image:
 
 
 @dataclass(frozen=True)
-class ImageIndex:
+class ImageIndex(_ManifestNamed):
     """A multi-platform image: an index or manifest list and every image it lists.
 
     ``children`` follow ``manifest.manifests`` one for one: an :class:`Image` for each
@@ -310,16 +319,7 @@ class ImageIndex:
     children: tuple["Image | ImageIndex", ...]
     name: str | None = None
 
-    def __hash__(self) -> int:
-        return hash((self.reference, self.manifest.digest))
-
-    @property
-    def digest(self) -> Digest:
-        return self.manifest.digest
-
-    @property
-    def media_type(self) -> str:
-        return self.manifest.media_type
+    __hash__ = _ManifestNamed.__hash__
 
     @property
     def images(self) -> tuple[Image, ...]:
