@@ -57,3 +57,17 @@ def test_validate_small_images():
     assert result.median_abs_error < 0.3
     assert result.plot().data
     assert "validation" in result._repr_html_()
+
+
+def test_validate_pairs_each_run_with_its_own_probe():
+    from layerlab.simulate import load_machine
+
+    case = Case("14", "serial", "all", True, "4 MB/s", "20 ms")
+    machine = load_machine(None).with_options(probe_rate=1e8)
+    result = validate(cases=[case], machine=machine, repeat=3, load_probe=True)
+    row = result.rows[0]
+    assert len(row["runs"]) == 3 and row["statistic"] == "median"
+    assert row["measured"] == sorted(row["runs"])[1]
+    assert abs(row["error"]) < 0.4, row
+    with pytest.raises(ValueError, match="statistic must be median or min"):
+        validate(cases=[case], machine=machine, statistic="mean")

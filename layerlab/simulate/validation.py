@@ -321,29 +321,47 @@ _STATISTICS = {"median": statistics.median, "min": min}
 def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
              runs: Sequence[tuple[float, int, int, frozenset[int]]],
              probes: Sequence[tuple[float, float]], statistic: str = "median") -> dict[str, Any]:
-    """The row of one case: its measured runs against the simulation of the same push."""
+    """The row of one case: its measured runs against the simulation of the same push.
+    With ``probes`` (one per run), each run is predicted on the machine as its probe
+    found it, and the case's error is the ``statistic`` of the runs' own errors (the
+    median, or the fastest run's)."""
     from .simulation import simulate
 
     base_rate = machine.probe_rate
-    measured = _STATISTICS[statistic]([run[0] for run in runs])
+    times = [run[0] for run in runs]
     _, sent, requests, held = runs[0]
-    if probes:  # the machine as it was around these pushes (it is shared)
-        machine = machine.under_load(statistics.median(p[0] for p in probes),
-                                     statistics.median(p[1] for p in probes))
     known = "none" if case.present == "none" else "all"
-    predicted = simulate(
-        specs, validation_profile(case.profile),
-        network=Network(parse_rate(case.bandwidth), parse_duration(case.latency)),
-        registry=RegistrySettings.local(cache=case.cache),
-        machine=machine, existing=sorted(held), known=known, repository=REPOSITORY,
-        label=case.name)
+
+    def predict(on: MachineProfile):
+        return simulate(
+            specs, validation_profile(case.profile),
+            network=Network(parse_rate(case.bandwidth), parse_duration(case.latency)),
+            registry=RegistrySettings.local(cache=case.cache),
+            machine=on, existing=sorted(held), known=known, repository=REPOSITORY,
+            label=case.name)
+
+    if probes:  # the machine as it was just before each push (it is shared)
+        machines = [machine.under_load(rate, parallelism) for rate, parallelism in probes]
+        predictions = [predict(m) for m in machines]
+        pairs = sorted(zip(times, (p.total for p in predictions)))
+        if statistic == "min":
+            measured, total = pairs[0]
+            error = total / measured - 1
+        else:
+            measured, total = statistics.median(times), statistics.median(t for _, t in pairs)
+            error = statistics.median(t / m - 1 for m, t in pairs)
+        predicted = predictions[0]
+        machine = machines[len(machines) // 2]
+    else:
+        measured = _STATISTICS[statistic](times)
+        predicted = predict(machine)
+        total, error = predicted.total, predicted.total / measured - 1 if measured else 0.0
     return {
         "case": case.name, "image": case.image, "profile": case.profile,
         "present": case.present, "cache": case.cache, "bandwidth": case.bandwidth,
         "latency": case.latency,
-        "predicted": predicted.total, "measured": measured,
-        "error": predicted.total / measured - 1 if measured else 0.0,
-        "runs": [run[0] for run in runs], "statistic": statistic,
+        "predicted": total, "measured": measured, "error": error,
+        "runs": times, "statistic": statistic,
         "bytes_predicted": predicted.bytes_sent, "bytes_measured": sent,
         "requests_predicted": predicted.requests, "requests_measured": requests,
         "dominant_phase": predicted.dominant_phase,
