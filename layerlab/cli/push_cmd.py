@@ -117,14 +117,11 @@ def push_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def open_source(args: argparse.Namespace, options: dict[str, Any]):
     """The source image, or with ``--all`` the whole index when SRC names one."""
-    from layerlab.sources import open_all_platforms, open_image
+    from layerlab.push.api import open_source as open_push_source
 
     if args.all_platforms and args.platform:
         raise ValueError("--all and --platform exclude each other")
-    remote = {k: options[k] for k in ("plain_http", "insecure", "auth") if k in options}
-    if args.all_platforms:
-        return open_all_platforms(args.source, **remote)
-    return open_image(args.source, platform=args.platform, **remote)
+    return open_push_source(args.source, args.platform, args.all_platforms, options)
 
 
 def print_result(result: Any, as_json: bool) -> None:

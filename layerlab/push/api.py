@@ -15,7 +15,7 @@ from .lean import LeanClient, lean_eligible
 from .profiles import PushProfile, get_profile
 from .result import PushResult
 
-__all__ = ["push", "copy", "CLIENT_OPTIONS"]
+__all__ = ["push", "copy", "open_source", "CLIENT_OPTIONS"]
 
 CLIENT_OPTIONS = frozenset({"plain_http", "insecure", "auth", "docker_config", "timeout"})
 _ALIASES = {"workers": "concurrency", "format": "manifest_format", "threads": "compress_threads"}
@@ -102,11 +102,7 @@ def push(image: Image | ImageIndex | str, destination: str | RegistryReference, 
         raise ValueError(f"unknown push option: {exc}") from None
     dest = _destination(destination)
     if isinstance(image, str):
-        from ..sources import open_all_platforms, open_image
-
-        remote = {k: v for k, v in client_options.items() if k in ("plain_http", "insecure", "auth")}
-        image = (open_all_platforms(image, **remote) if all_platforms
-                 else open_image(image, platform=platform, **remote))
+        image = open_source(image, platform, all_platforms, client_options)
     session = _Session(dest, chosen, client, _cache(cache, cache_dir), tuple(lookup), progress,
                        temp_dir, client_options)
     try:
@@ -152,14 +148,9 @@ class _Session:
             from ..sources.remote.image import schema1_as_schema2
 
             image = schema1_as_schema2(image)
-        pusher = Pusher(image, self.dest, self.profile, self.client, self.cache, self.lookup,
-                        progress=self.progress, temp_dir=self.temp_dir, lean=self.lean,
-                        client_factory=self._client, by_digest=by_digest)
-        try:
-            return pusher.run()
-        finally:
-            if pusher._client is not None:
-                self.client = pusher._client
+        return Pusher(image, self.dest, self.profile, self.client, self.cache, self.lookup,
+                      progress=self.progress, temp_dir=self.temp_dir, lean=self.lean,
+                      client_factory=self._client, by_digest=by_digest).run()
 
     def push_index(self, index: ImageIndex, dest: RegistryReference, nested: bool = False) -> PushResult:
         """Every image of ``index`` by digest, then the index itself (under the tag, or
@@ -230,11 +221,7 @@ def copy(source: Image | ImageIndex | str, destination: str, *,
     """
     target = _parse_destination(destination)
     if isinstance(source, str):
-        from ..sources import open_all_platforms, open_image
-
-        remote = {k: options[k] for k in ("plain_http", "insecure", "auth") if k in options}
-        source = (open_all_platforms(source, **remote) if all_platforms
-                  else open_image(source, platform=platform, **remote))
+        source = open_source(source, platform, all_platforms, options)
     if isinstance(target, RegistryReference):
         return push(source, target, profile=profile, progress=progress, **options)
     if isinstance(source, ImageIndex):
@@ -243,6 +230,21 @@ def copy(source: Image | ImageIndex | str, destination: str, *,
     from .local import write_local
 
     return write_local(source, target, progress=progress, **options)
+
+
+def open_source(reference: str, platform: str | None = None, all_platforms: bool = False,
+                options: dict[str, Any] | None = None) -> Image | ImageIndex:
+    """What a push or copy reads from ``reference``: the image of ``platform``, or with
+    ``all_platforms`` the whole index when there is one. Of ``options``, the registry
+    client's (``plain_http``, ``insecure``, ``auth``) are used to read a registry."""
+    from ..sources import open_all_platforms, open_image
+
+    remote = {k: v for k, v in (options or {}).items() if k in ("plain_http", "insecure", "auth")}
+    if all_platforms:
+        if platform:
+            raise ValueError("all_platforms and platform exclude each other")
+        return open_all_platforms(reference, **remote)
+    return open_image(reference, platform=platform, **remote)
 
 
 def _parse_destination(text: str):
