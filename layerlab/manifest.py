@@ -14,7 +14,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from . import mediatypes as mt
 from .digest import SCHEMA1_EMPTY_LAYER, Digest, digest_bytes
@@ -217,6 +217,29 @@ class Schema1Manifest(Manifest):
                     f"schema1 manifest {self.digest}: invalid v1Compatibility JSON") from None
             out.append(Schema1Layer(blob_sum, MappingProxyType(compat)))
         return out
+
+
+def index_with_children(index: ManifestIndex, children: Sequence[Descriptor],
+                        media_type: str | None = None) -> bytes:
+    """The bytes of ``index`` once its children became ``children`` (in order, as pushed
+    or written): the index's own bytes when every child kept its digest, size and media
+    type (and ``media_type`` is the index's), else the same document with each entry's
+    ``digest``, ``size`` and ``mediaType`` updated and, given ``media_type``, the
+    index's own; platforms, annotations and every other field are kept, and the
+    serialisation is deterministic."""
+    if len(children) != len(index.manifests):
+        raise ValueError("one descriptor per index entry is needed")
+    wanted = media_type or index.media_type
+    if wanted == index.media_type and all(
+            (d.digest, d.size, d.media_type) == (s.digest, s.size, s.media_type)
+            for d, s in zip(children, index.manifests)):
+        return index.raw
+    body = json.loads(index.raw)
+    body["mediaType"] = wanted
+    for entry, child in zip(body["manifests"], children):
+        entry.update({"mediaType": child.media_type, "digest": str(child.digest),
+                      "size": child.size})
+    return json.dumps(body, indent=3, ensure_ascii=False).encode()
 
 
 def _b64url_decode(text: str) -> bytes:

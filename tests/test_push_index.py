@@ -13,11 +13,10 @@ from conftest import require_tool
 from layerlab import mediatypes as mt
 from layerlab.digest import digest_bytes
 from layerlab.errors import PushError
-from layerlab.manifest import Descriptor, ManifestIndex, parse_manifest
+from layerlab.manifest import Descriptor, ManifestIndex, index_with_children, parse_manifest
 from layerlab.model import ImageIndex
 from layerlab.push import copy, push
 from layerlab.push.cache import DigestCache
-from layerlab.push.manifests import build_index
 from layerlab.registry import LocalRegistry
 from layerlab.sources import open_all_platforms, open_image
 from layerlab.sources.remote import RegistryClient
@@ -103,11 +102,11 @@ def test_copy_all_between_repositories_mounts_and_keeps_the_digest(reg, tmp_path
 def test_index_is_rewritten_when_an_image_changes_digest():
     index = open_all_platforms(MULTI)
     assert isinstance(index, ImageIndex)
-    same = build_index(index.manifest, list(index.manifest.manifests))
+    same = index_with_children(index.manifest, list(index.manifest.manifests))
     assert same == index.manifest.raw
     first = index.manifest.manifests[0]
     moved = Descriptor(mt.DOCKER_MANIFEST_V2, digest_bytes(b"{}"), 2)
-    raw = build_index(index.manifest, [moved, *index.manifest.manifests[1:]])
+    raw = index_with_children(index.manifest, [moved, *index.manifest.manifests[1:]])
     parsed = parse_manifest(raw, mt.OCI_INDEX)
     assert isinstance(parsed, ManifestIndex)
     assert parsed.manifests[0].digest == moved.digest
@@ -137,10 +136,28 @@ def test_cli_push_all_json_and_text(reg, tmp_path):
     assert both.stderr.strip() == "layerlab: error: --all and --platform exclude each other"
 
 
-def test_copy_all_to_a_local_layout_is_refused_clearly(tmp_path):
-    with pytest.raises(PushError, match="pick one with platform="):
-        copy(MULTI, f"oci:{tmp_path / 'out'}", all_platforms=True, progress=False)
-    assert not (tmp_path / "out").exists()
+@pytest.mark.parametrize("transport", ["oci", "oci-archive"])
+def test_copy_all_to_a_local_layout_keeps_the_index(reg, tmp_path, transport):
+    push(MULTI, f"{reg.host}/multi/pull:v1", all_platforms=True, progress=False, cache=False)
+    target = f"{transport}:{tmp_path / 'out'}:v1"
+    result = copy(f"docker://{reg.host}/multi/pull:v1", target, all_platforms=True,
+                  progress=False, cache=DigestCache(tmp_path / "cache"))
+    assert result.manifest_digest == EXPECTED["manifest_digest"]
+    assert result.media_type == mt.OCI_INDEX
+    assert [p.manifest_digest for p in result.platforms] == CHILDREN
+    assert [p.manifest_outcome for p in result.platforms] == ["written"] * 3
+    back = open_all_platforms(target)
+    assert isinstance(back, ImageIndex)
+    assert back.manifest.raw == open_all_platforms(MULTI).manifest.raw
+    for image in back.images:
+        image.verify()
+
+
+def test_an_index_is_refused_for_a_docker_archive(tmp_path):
+    with pytest.raises(PushError, match="a docker-archive holds single images"):
+        copy(MULTI, f"docker-archive:{tmp_path / 'out.tar'}", all_platforms=True,
+             progress=False)
+    assert not (tmp_path / "out.tar").exists()
 
 
 def test_single_image_with_all_platforms_is_a_plain_push(reg, tmp_path):
@@ -195,3 +212,16 @@ def test_push_options_are_refused_for_a_local_copy(tmp_path):
     with pytest.raises(PushError, match=r"compression, level: not supported when copying to"):
         copy(MULTI, f"oci:{tmp_path / 'out'}", progress=False, compression="zstd", level=3)
     assert not (tmp_path / "out").exists()
+
+
+def test_index_media_type_can_be_changed_with_the_children_kept():
+    index = open_all_platforms(MULTI)
+    assert isinstance(index, ImageIndex)
+    raw = index_with_children(index.manifest, list(index.manifest.manifests),
+                              mt.DOCKER_MANIFEST_LIST)
+    parsed = parse_manifest(raw, mt.DOCKER_MANIFEST_LIST)
+    assert isinstance(parsed, ManifestIndex)
+    assert parsed.media_type == mt.DOCKER_MANIFEST_LIST
+    assert parsed.manifests == index.manifest.manifests
+    with pytest.raises(ValueError, match="one descriptor per index entry"):
+        index_with_children(index.manifest, [])

@@ -4,7 +4,9 @@ Both references use skopeo's syntax. A registry DEST (``docker://HOST/REPO:TAG``
 bare ``HOST/REPO:TAG``) is a ``layerlab push`` (same options, same output); registry to
 registry copies blobs as stored and mounts them when both are in the same registry.
 ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]`` and ``docker-archive:PATH[:NAME:TAG]``
-write locally, blobs copied as stored and verified (from a registry this is a pull).
+write locally, blobs copied as stored and verified (from a registry this is a pull, and
+it records each layer's digest in the digest cache). ``--all`` copies every platform of
+an index, to a registry or an OCI layout (a docker-archive holds single images).
 
 ``--json`` prints the same shape as ``layerlab push --json``.
 """

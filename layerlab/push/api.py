@@ -156,8 +156,7 @@ class _Session:
         """Every image of ``index`` by digest, then the index itself (under the tag, or
         under its digest when ``nested``)."""
         from ..digest import digest_bytes
-        from ..manifest import Descriptor
-        from .manifests import build_index
+        from ..manifest import Descriptor, index_with_children
         from .result import EventLog
 
         log = EventLog()
@@ -173,7 +172,7 @@ class _Session:
                           for e in result.events)
             descriptors.append(Descriptor(result.media_type, Digest(result.manifest_digest),
                                           result.manifest_size))
-        raw = build_index(index.manifest, descriptors)
+        raw = index_with_children(index.manifest, descriptors)
         digest = digest_bytes(raw)
         reference = str(digest) if nested else dest.reference
         if not nested and dest.digest is not None and dest.digest != digest:
@@ -217,16 +216,14 @@ def copy(source: Image | ImageIndex | str, destination: str, *,
     :func:`push` (registry to registry copies blobs as stored, mounting them when both
     are in the same registry; ``all_platforms`` copies a whole index).
     ``oci:DIR[:REF]``, ``oci-archive:PATH[:REF]`` and ``docker-archive:PATH[:NAME:TAG]``
-    write locally (from a registry that is a pull, and feeds the digest cache).
+    write locally (from a registry that is a pull, and feeds the digest cache); a whole
+    index goes to an OCI layout only.
     """
     target = _parse_destination(destination)
     if isinstance(source, str):
         source = open_source(source, platform, all_platforms, options)
     if isinstance(target, RegistryReference):
         return push(source, target, profile=profile, progress=progress, **options)
-    if isinstance(source, ImageIndex):
-        raise PushError(f"copying every platform of {source.reference} to {destination} is "
-                        "not supported: pick one with platform= (--platform)")
     from .local import write_local
 
     return write_local(source, target, progress=progress, **options)

@@ -16,21 +16,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Image
+from ..model import Image, ImageIndex
 from ..reference import ArchiveReference, LayoutReference
 from .result import EventLog, LayerOutcome, PushResult
 
 __all__ = ["write_local"]
 
 
-def write_local(image: Image, target: ArchiveReference | LayoutReference, *,
+def write_local(image: Image | ImageIndex, target: ArchiveReference | LayoutReference, *,
                 progress: bool = True, cache: Any = True, cache_dir: Any = None,
                 **options: Any) -> PushResult:
-    """Write ``image`` to an OCI layout or a docker-archive (see :func:`layerlab.copy`).
-    ``cache``/``cache_dir`` as for :func:`layerlab.push`: a pull records its layers.
-    Blobs are copied as stored: push options (compression, workers...) are refused
-    rather than ignored."""
+    """Write ``image`` (or a whole index, to an OCI layout) to an OCI layout or a
+    docker-archive (see :func:`layerlab.copy`). ``cache``/``cache_dir`` as for
+    :func:`layerlab.push`: a pull records its layers. Blobs are copied as stored: push
+    options (compression, workers...) are refused rather than ignored."""
     from ..errors import PushError
+    from ..sources import open_all_platforms
     from ..sources.writers import write_docker_archive, write_oci_layout
     from .api import CLIENT_OPTIONS
 
@@ -38,29 +39,51 @@ def write_local(image: Image, target: ArchiveReference | LayoutReference, *,
     if unsupported:
         raise PushError(f"{', '.join(unsupported)}: not supported when copying to {target} "
                         "(a local copy writes the blobs as stored)")
-
+    is_index = isinstance(image, ImageIndex)
+    if is_index and not isinstance(target, LayoutReference):
+        raise PushError(f"{target}: a docker-archive holds single images; copy every platform "
+                        f"of {image.reference} to an OCI layout, or pick one with platform= "
+                        "(--platform)")
+    images = image.images if isinstance(image, ImageIndex) else (image,)
     log = EventLog()
     start = log.now()
     if isinstance(target, LayoutReference):
         write_oci_layout([(image, target.ref)], target.path, archive=target.archive)
     else:
         write_docker_archive([(image, target.name or image.name)], target.path)
-    total = sum(layer.size for layer in image.layers) + image.config.size
+    total = sum(layer.size for one in images for layer in one.layers) \
+        + sum(one.config.size for one in images)
     log.add("image", None, "upload", start, bytes=total, outcome="written", detail=str(target))
-    warnings = _remember_pull(image, cache, cache_dir)
-    from ..sources import open_image
-
-    written = open_image(target)  # read back: what the sink really holds
-    layers = tuple(LayerOutcome(str(layer.digest), str(layer.diff_id) if layer.diff_id else None,
-                                layer.size, layer.media_type, "written")
-                   for layer in written.layers)
-    digest, kind = str(written.digest), written.media_type
-    config = LayerOutcome(str(image.config.digest), None, image.config.size,
-                          image.config.media_type, "written")
-    return PushResult(source=image.reference, destination=str(target), manifest_digest=digest,
-                      media_type=kind, profile="local", layers=layers, config=config,
+    warnings = tuple(w for one in images for w in _remember_pull(one, cache, cache_dir))
+    written = open_all_platforms(target)  # read back: what the sink really holds
+    results = [_written(one, str(target)) for one in
+               (written.images if isinstance(written, ImageIndex) else (written,))]
+    return PushResult(source=image.reference, destination=str(target),
+                      manifest_digest=str(written.digest), media_type=written.media_type,
+                      profile="local", layers=tuple(layer for r in results for layer in r.layers),
+                      config=None if is_index else results[0].config,
                       manifest_outcome="written", events=tuple(log.events),
-                      wall_seconds=log.now(), started_at=log.wall0, warnings=warnings)
+                      wall_seconds=log.now(), started_at=log.wall0,
+                      warnings=tuple(dict.fromkeys(warnings)),
+                      platforms=tuple(results) if is_index else ())
+
+
+def _written(image: Image, destination: str) -> PushResult:
+    """What the sink holds of one image, as a (timeless) result."""
+    def outcome(digest: Any, diff_id: Any, size: int, media_type: str) -> LayerOutcome:
+        return LayerOutcome(str(digest), str(diff_id) if diff_id else None, size, media_type,
+                            "written")
+
+    return PushResult(source=image.reference, destination=destination,
+                      manifest_digest=str(image.digest), media_type=image.media_type,
+                      profile="local",
+                      layers=tuple(outcome(layer.digest, layer.diff_id, layer.size,
+                                           layer.media_type) for layer in image.layers),
+                      config=outcome(image.config.digest, None, image.config.size,
+                                     image.config.media_type),
+                      manifest_outcome="written", events=(), wall_seconds=0.0,
+                      manifest_size=image.manifest.size,
+                      platform=str(image.platform or image.config.platform))
 
 
 def _remember_pull(image: Image, cache: Any, cache_dir: Any) -> tuple[str, ...]:

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 from .. import mediatypes as mt
 from ..errors import PushError
-from ..manifest import Descriptor, ImageManifest, ManifestIndex
+from ..manifest import Descriptor, ImageManifest
 from ..model import Image
 
-__all__ = ["choose_format", "config_descriptor", "build_manifest", "build_index", "same_content"]
+__all__ = ["choose_format", "config_descriptor", "build_manifest", "same_content"]
 
 
 def choose_format(image: Image, wanted: str, compression: str, stored: Sequence[str]) -> str:
@@ -93,19 +93,3 @@ def build_manifest(image: Image, media_type: str, config: Descriptor,
     return json.dumps(body, indent=3, ensure_ascii=False).encode()
 
 
-
-def build_index(index: ManifestIndex, children: Sequence[Descriptor]) -> bytes:
-    """The index bytes after its children were pushed as ``children`` (in order): the
-    source's own when every child kept its digest, else the same document with each
-    entry's ``digest``, ``size`` and ``mediaType`` updated (platforms, annotations and
-    every other field kept), serialised deterministically."""
-    if len(children) != len(index.manifests):
-        raise ValueError("one pushed descriptor per index entry is needed")
-    if all((d.digest, d.size, d.media_type) == (s.digest, s.size, s.media_type)
-           for d, s in zip(children, index.manifests)):
-        return index.raw
-    body = json.loads(index.raw)
-    for entry, pushed in zip(body["manifests"], children):
-        entry.update({"mediaType": pushed.media_type, "digest": str(pushed.digest),
-                      "size": pushed.size})
-    return json.dumps(body, indent=3, ensure_ascii=False).encode()

@@ -22,8 +22,8 @@ from .. import mediatypes as mt
 from ..digest import Digest, digest_bytes
 from ..errors import (ArchiveError, CorruptArchiveError, InvalidReferenceError,
                       UnknownMediaTypeError)
-from ..manifest import ImageManifest, ManifestIndex, parse_manifest
-from ..model import Image, Layer
+from ..manifest import Descriptor, ImageManifest, ManifestIndex, index_with_children, parse_manifest
+from ..model import Image, ImageIndex, Layer
 from ..reference import parse_registry_reference
 from ._output import TarOut, copy_stream, target_dir, temp_file, write_small
 
@@ -130,6 +130,31 @@ def _descriptor_json(manifest: ImageManifest, image: Image, ref: str | None) -> 
     return out
 
 
+def _layout_item(item: Image | ImageIndex, keep: bool
+                 ) -> tuple[list[tuple[Digest, int, object]], dict]:
+    """The blobs an image or a whole index puts in a layout, and its root descriptor
+    (without a ref). An index is rewritten to point at its images' manifests as written
+    (and made an OCI index unless ``keep``); its platforms and annotations stay."""
+    if isinstance(item, Image):
+        manifest = layout_manifest(item, keep)
+        return list(_blobs(item, manifest)), _descriptor_json(manifest, item, None)
+    blobs: list[tuple[Digest, int, object]] = []
+    children = []
+    for child in item.children:
+        child_blobs, root = _layout_item(child, keep)
+        blobs.extend(child_blobs)
+        children.append(Descriptor(root["mediaType"], Digest(root["digest"]), root["size"]))
+    media_type = item.media_type if keep else mt.OCI_INDEX
+    raw = index_with_children(item.manifest, children, media_type)
+    digest = digest_bytes(raw)
+    blobs.append((digest, len(raw), raw))
+    return blobs, {"mediaType": media_type, "digest": str(digest), "size": len(raw)}
+
+
+def _with_ref(root: dict, ref: str | None) -> dict:
+    return {**root, "annotations": {REF_NAME: ref}} if ref else root
+
+
 def _blob_path(digest: Digest) -> str:
     return f"blobs/{digest.algorithm}/{digest.hex}"
 
@@ -200,12 +225,13 @@ def _index_bytes(manifests: list[dict]) -> bytes:
 _OCI_LAYOUT = json.dumps({"imageLayoutVersion": "1.0.0"}, separators=(",", ":")).encode()
 
 
-def _write_layout_dir(pairs: list[tuple[Image, str | None]], path: str, keep: bool) -> None:
+def _write_layout_dir(pairs: list[tuple[Image | ImageIndex, str | None]], path: str,
+                      keep: bool) -> None:
     _prepare_layout_dir(path)
     roots = []
-    for image, ref in pairs:
-        manifest = layout_manifest(image, keep)
-        for digest, size, source in _blobs(image, manifest):
+    for item, ref in pairs:
+        blobs, root = _layout_item(item, keep)
+        for digest, size, source in blobs:
             directory = os.path.join(path, "blobs", digest.algorithm)
             os.makedirs(directory, exist_ok=True)
             final = os.path.join(directory, digest.hex)
@@ -215,12 +241,13 @@ def _write_layout_dir(pairs: list[tuple[Image, str | None]], path: str, keep: bo
                 _write_blob(out, source, size, digest)
                 out.flush()
                 os.replace(tmp, final)
-        roots.append(_descriptor_json(manifest, image, ref))
+        roots.append(_with_ref(root, ref))
     write_small(path, "oci-layout", _OCI_LAYOUT)
     write_small(path, "index.json", _index_bytes(_merge_index(_read_index(path), roots)))
 
 
-def _write_layout_tar(pairs: list[tuple[Image, str | None]], path: str, keep: bool) -> None:
+def _write_layout_tar(pairs: list[tuple[Image | ImageIndex, str | None]], path: str,
+                      keep: bool) -> None:
     directory = target_dir(path)
     with temp_file(directory, f".{os.path.basename(path)}.") as (out, tmp):
         tar = TarOut(out)
@@ -229,9 +256,9 @@ def _write_layout_tar(pairs: list[tuple[Image, str | None]], path: str, keep: bo
         written: set[Digest] = set()
         algorithms: set[str] = set()
         roots = []
-        for image, ref in pairs:
-            manifest = layout_manifest(image, keep)
-            for digest, size, source in _blobs(image, manifest):
+        for item, ref in pairs:
+            blobs, root = _layout_item(item, keep)
+            for digest, size, source in blobs:
                 if digest in written:
                     continue
                 if digest.algorithm not in algorithms:
@@ -240,16 +267,17 @@ def _write_layout_tar(pairs: list[tuple[Image, str | None]], path: str, keep: bo
                 tar.member(_blob_path(digest), size,
                            functools.partial(_write_blob, source=source, size=size, digest=digest))
                 written.add(digest)
-            roots.append(_descriptor_json(manifest, image, ref))
+            roots.append(_with_ref(root, ref))
         tar.file("index.json", _index_bytes(_merge_index([], roots)))
         tar.close()
         out.flush()
         os.replace(tmp, path)
 
 
-def write_oci_layout(images: Iterable[tuple[Image, str | None]], path: str | os.PathLike,
-                     *, archive: bool = False, keep_docker_manifests: bool = False) -> None:
-    """Write images to an OCI image layout: the directory ``path`` (created if its parent
+def write_oci_layout(images: Iterable[tuple[Image | ImageIndex, str | None]],
+                     path: str | os.PathLike, *, archive: bool = False,
+                     keep_docker_manifests: bool = False) -> None:
+    """Write images (or whole indexes) to an OCI image layout: the directory ``path`` (created if its parent
     exists; merged into if it already is a layout: roots with the same ref are replaced)
     or, with ``archive``, the tar file ``path`` (replaced as a whole).
 
@@ -258,7 +286,9 @@ def write_oci_layout(images: Iterable[tuple[Image, str | None]], path: str | os.
     manifest whose layer media types misdescribe the bytes is corrected (see
     :func:`layout_manifest`): config digest and layer digests never change. Root
     descriptors carry the ref as ``org.opencontainers.image.ref.name`` and the
-    image's platform.
+    image's platform. An :class:`ImageIndex` is written whole: every image, then the
+    index pointing at their manifests as written (an OCI index unless
+    ``keep_docker_manifests``), as the root.
     """
     pairs = list(_pairs_checked(images))
     if archive:
@@ -335,8 +365,10 @@ def write_docker_archive(images: Iterable[tuple[Image, str | None]],
         os.replace(tmp, path)
 
 
-def _pairs_checked(images: Iterable[tuple[Image, str | None]]) -> Iterator[tuple[Image, str | None]]:
-    """The ``(image, ref)`` pairs, each manifest checked to be writable."""
-    for image, ref in images:
-        _writable_manifest(image)
-        yield image, ref
+def _pairs_checked(images: Iterable[tuple[Image | ImageIndex, str | None]]
+                   ) -> Iterator[tuple[Image | ImageIndex, str | None]]:
+    """The ``(image or index, ref)`` pairs, each image manifest checked to be writable."""
+    for item, ref in images:
+        for image in item.images if isinstance(item, ImageIndex) else (item,):
+            _writable_manifest(image)
+        yield item, ref
