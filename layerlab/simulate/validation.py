@@ -387,8 +387,8 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
     rounds combined with the same statistic (:func:`combine`). ``on_case(row)`` is called
     for each case at the end. ``load_probe``: when
     the machine is shared with steady work, a short CPU probe (``cpu_probe``) before
-    each measured push, and the prediction uses the profile scaled to what it found
-    (:meth:`MachineProfile.under_load`).
+    each measured push and another after it, and each run's prediction uses the profile
+    scaled to what they found on average (:meth:`MachineProfile.under_load`).
     """
     from .calibration import cpu_probe
 
@@ -420,10 +420,12 @@ def validate(images: Mapping[str, Any] | None = None, cases: Sequence[Case] | No
                 calibrations.append(machine_for(list(opened.values()), keys, workdir=workdir))
                 mach = combine(calibrations, statistic)
             for i, case in enumerate(cases):
-                if load_probe:
-                    probes[i].append(cpu_probe(0.2))
+                before = cpu_probe(0.2) if load_probe else None
                 profile = validation_profile(case.profile)
                 runs[i].append(_measure(case, opened[case.image], profile, Path(tmp)))
+                if before is not None:  # the machine around the push: probed on both sides
+                    after = cpu_probe(0.2)
+                    probes[i].append(((before[0] + after[0]) / 2, (before[1] + after[1]) / 2))
     rows: list[dict[str, Any]] = []
     for i, case in enumerate(cases):
         rows.append(_predict(case, specs[case.image], mach, runs[i], probes[i], statistic))
