@@ -269,3 +269,13 @@ def test_a_colocated_registry_answers_a_head_burst_one_by_one():
     assert ends == pytest.approx([0.010 + 0.001 * k for k in range(1, 17)]
                                  + [0.026 + 0.001 * k for k in range(1, 5)])
     assert r.total == pytest.approx(0.030 + 2 * 0.011)
+
+
+def test_under_load_scales_the_calibrated_capacity():
+    # a push that kept 1.6 cores busy when the probe's threads got 1.9: with the probe now
+    # finding 0.95 (half the machine), the push gets 0.8
+    machine = ZERO.with_options(probe_rate=200 * MB, probe_parallelism=1.9, cpu_capacity=1.6)
+    loaded = machine.under_load(200 * MB, 0.95)
+    assert loaded.cpu == pytest.approx(0.8)
+    assert loaded.probe_parallelism == 0.95
+    assert machine.under_load(200 * MB, 1.9).cpu == pytest.approx(1.6)

@@ -308,6 +308,7 @@ def calibrate(quick: bool = True, registry: bool = True, keys: Sequence[str] | N
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
+    probe_rate, probe_parallelism = cpu_probe()
     values: dict[str, object] = {
         "cores": cores,
         "compress_rate": {**DEFAULT_MACHINE.compress_rate, **rates},
@@ -315,7 +316,8 @@ def calibrate(quick: bool = True, registry: bool = True, keys: Sequence[str] | N
         "sha256_rate": measure_sha256(sample * (2 if quick else 4), repeat),
         "disk_rate": measure_disk(sample * (4 if quick else 8), repeat),
         "client_request_overhead": 0.0,
-        "probe_rate": cpu_probe()[0],
+        "probe_rate": probe_rate,
+        "probe_parallelism": probe_parallelism,
         "source": f"calibrated {time.strftime('%Y-%m-%d %H:%M:%S')} ({'quick' if quick else 'full'})",
     }
     try:

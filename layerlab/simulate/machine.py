@@ -73,7 +73,8 @@ class MachineProfile:
     * ``cpu_capacity``: cores' worth of CPU the client really gets (0: ``cores``; less on
       a machine shared with other work);
     * ``probe_rate``: what :func:`~layerlab.simulate.calibration.cpu_probe` measured at
-      calibration (bytes/s), the reference :meth:`under_load` scales from.
+      calibration (bytes/s), the reference :meth:`under_load` scales from;
+      ``probe_parallelism`` the parallelism it found then (0: not measured).
     """
 
     cores: int = 2
@@ -95,6 +96,7 @@ class MachineProfile:
     disk_rate: float = 1000 * MB
     cpu_capacity: float = 0.0
     probe_rate: float = 0.0
+    probe_parallelism: float = 0.0
     source: str = "defaults (ANCHORS.md)"
 
     def __post_init__(self) -> None:
@@ -136,8 +138,13 @@ class MachineProfile:
     def under_load(self, probe_rate: float, parallelism: float) -> "MachineProfile":
         """This profile on the machine as it is now: every CPU-bound figure scaled by
         ``probe_rate / self.probe_rate`` (a single thread's speed now vs at calibration),
-        and ``parallelism`` cores' worth of CPU (both from ``cpu_probe()``)."""
+        and the cores' worth of CPU by ``parallelism / self.probe_parallelism`` (both from
+        ``cpu_probe()``); without a calibrated ``cpu_capacity`` and ``probe_parallelism``,
+        ``parallelism`` cores' worth."""
         factor = probe_rate / self.probe_rate if self.probe_rate > 0 and probe_rate > 0 else 1.0
+        capacity = parallelism
+        if self.cpu_capacity > 0 and self.probe_parallelism > 0:
+            capacity = self.cpu_capacity * parallelism / self.probe_parallelism
         return replace(
             self,
             compress_rate={k: v * factor for k, v in self.compress_rate.items()},
@@ -151,8 +158,8 @@ class MachineProfile:
             registry_request_overhead=self.registry_request_overhead / factor,
             registry_lookup_cost=self.registry_lookup_cost / factor,
             registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,
-            cpu_capacity=min(float(self.cores), max(0.1, parallelism)),
-            probe_rate=probe_rate)
+            cpu_capacity=min(float(self.cores), max(0.1, capacity)),
+            probe_rate=probe_rate, probe_parallelism=parallelism)
 
     # -- persistence -------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

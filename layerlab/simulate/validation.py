@@ -167,14 +167,16 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
     from .calibration import calibrate, cpu_probe, measure_compression, measure_registry
 
     machine = base or calibrate(quick=True, registry=False, save=False)
-    before = cpu_probe(0.2)[0]
+    before = cpu_probe(0.2)
     machine = machine.with_options(**measure_registry(16 << 20, 5))
     sample = _content_sample(images)
     if sample:
         rates, _ = measure_compression(keys, sample, 3, best=False)
         machine = machine.with_options(compress_rate={**machine.compress_rate, **rates},
                                        source=machine.source + "; compression on the images")
-    machine = machine.with_options(probe_rate=(before + cpu_probe(0.2)[0]) / 2)
+    after = cpu_probe(0.2)
+    machine = machine.with_options(probe_rate=(before[0] + after[0]) / 2,
+                                   probe_parallelism=(before[1] + after[1]) / 2)
     if images:
         machine = pusher_costs(images, machine, workdir)
     return machine
@@ -182,7 +184,8 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
 
 _FASTER = ("compress_rate", "sha256_rate", "registry_ingest_rate", "registry_reread_rate",
            "registry_loop_rate",
-           "registry_commit_rate", "disk_rate", "probe_rate", "cpu_capacity")
+           "registry_commit_rate", "disk_rate", "probe_rate", "probe_parallelism",
+           "cpu_capacity")
 _SHORTER = ("client_request_overhead", "client_push_overhead", "client_cache_write",
             "client_stream_cost",
             "registry_request_overhead", "registry_lookup_cost", "registry_cached_lookup_cost")
