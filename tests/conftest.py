@@ -66,28 +66,38 @@ def samples() -> Path:
 
 
 def start_distribution(tmp: Path, extra_config: str = "") -> tuple[subprocess.Popen, str]:
-    """Start Debian's docker-registry (Distribution 2.8.2) on a free port; return (proc, host)."""
+    """Start Debian's docker-registry (Distribution 2.8.2) on a free port; return (proc, host).
+    A port taken between choosing it and the registry binding it (the child then exits)
+    is retried on another port, twice."""
     binary = require_tool("docker-registry")
-    port = free_port()
-    config = tmp / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n"
-        "storage:\n"
-        f"  filesystem:\n    rootdirectory: {tmp / 'data'}\n"
-        "  cache:\n    blobdescriptor: inmemory\n"
-        "  delete:\n    enabled: true\n"
-        "http:\n"
-        f"  addr: 127.0.0.1:{port}\n"
-        + extra_config
-    )
-    proc = subprocess.Popen([binary, "serve", str(config)],
-                            stdout=subprocess.DEVNULL,
-                            # a file, not a pipe nobody reads: Distribution logs every 4xx at
-                            # error level and blocks for good once a pipe's buffer is full
-                            stderr=open(tmp / "registry.log", "ab"))
-    wait_for_port(port, proc)
-    return proc, f"127.0.0.1:{port}"
+    for attempt in range(3):
+        port = free_port()
+        config = tmp / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {tmp / 'data'}\n"
+            "  cache:\n    blobdescriptor: inmemory\n"
+            "  delete:\n    enabled: true\n"
+            "http:\n"
+            f"  addr: 127.0.0.1:{port}\n"
+            + extra_config
+        )
+        proc = subprocess.Popen([binary, "serve", str(config)],
+                                stdout=subprocess.DEVNULL,
+                                # a file, not a pipe nobody reads: Distribution logs every 4xx
+                                # at error level and blocks for good once a pipe's buffer is full
+                                stderr=open(tmp / "registry.log", "ab"))
+        try:
+            wait_for_port(port, proc)
+        except RuntimeError:
+            if proc.poll() is None or attempt == 2:
+                proc.kill()
+                raise
+            continue
+        return proc, f"127.0.0.1:{port}"
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
