@@ -44,7 +44,7 @@ def write_local(image: Image | ImageIndex, target: ArchiveReference | LayoutRefe
         raise PushError(f"{target}: a docker-archive holds single images; copy every platform "
                         f"of {image.reference} to an OCI layout, or pick one with platform= "
                         "(--platform)")
-    images = image.images if isinstance(image, ImageIndex) else (image,)
+    images = image.images if is_index else (image,)
     log = EventLog()
     start = log.now()
     if isinstance(target, LayoutReference):
@@ -54,7 +54,7 @@ def write_local(image: Image | ImageIndex, target: ArchiveReference | LayoutRefe
     total = sum(layer.size for one in images for layer in one.layers) \
         + sum(one.config.size for one in images)
     log.add("image", None, "upload", start, bytes=total, outcome="written", detail=str(target))
-    warnings = tuple(w for one in images for w in _remember_pull(one, cache, cache_dir))
+    warnings = _remember_pull(images, cache, cache_dir)
     written = open_all_platforms(target)  # read back: what the sink really holds
     results = [_written(one, str(target)) for one in
                (written.images if isinstance(written, ImageIndex) else (written,))]
@@ -86,21 +86,24 @@ def _written(image: Image, destination: str) -> PushResult:
                       platform=str(image.platform or image.config.platform))
 
 
-def _remember_pull(image: Image, cache: Any, cache_dir: Any) -> tuple[str, ...]:
-    """Record the layers of an image read (and verified) from a registry in the digest
-    cache; return the cache's warnings."""
+def _remember_pull(images: tuple[Image, ...], cache: Any, cache_dir: Any) -> tuple[str, ...]:
+    """Record the layers of images read (and verified) from a registry in the digest
+    cache, in one write; return the cache's warnings."""
     from .api import _cache
     from .cache import CacheRecord
     from .plan import source_registry
 
-    origin = source_registry(image)
-    store = _cache(cache, cache_dir) if origin is not None else None
-    if store is None or origin is None:
+    records = []
+    for image in images:
+        origin = source_registry(image)
+        if origin is not None:
+            records.extend(CacheRecord(str(layer.diff_id), str(layer.digest), layer.size,
+                                       layer.media_type, layer.compression, "",
+                                       origin.registry, origin.repository)
+                           for layer in image.layers
+                           if layer.diff_id is not None and layer.digest != layer.diff_id)
+    store = _cache(cache, cache_dir) if records else None
+    if store is None:
         return ()
-    records = [CacheRecord(str(layer.diff_id), str(layer.digest), layer.size, layer.media_type,
-                           layer.compression, "", origin.registry, origin.repository)
-               for layer in image.layers
-               if layer.diff_id is not None and layer.digest != layer.diff_id]
-    if records:
-        store.record(records)
+    store.record(records)
     return tuple(store.warnings)

@@ -93,23 +93,22 @@ class Pusher:
         full = getattr(self._client, "request_count", 0) - self._requests0 if self._client else 0
         return full + (self._lean_all.request_count if self._lean_all is not None else 0)
 
-    def _head_blob(self, digest: str) -> int | None:
+    def _head(self, method: str, reference: str) -> Any:
+        """``head_blob``/``head_manifest`` in the destination repository: by the lean
+        client while it can answer, else by the full one."""
         lean = self.lean
         if lean is not None:
             try:
-                return lean.head_blob(self.dest.repository, digest)
+                return getattr(lean, method)(self.dest.repository, reference)
             except NeedFullClient:
                 self.lean = None
-        return self.client.head_blob(self.dest.repository, digest)
+        return getattr(self.client, method)(self.dest.repository, reference)
+
+    def _head_blob(self, digest: str) -> int | None:
+        return self._head("head_blob", digest)
 
     def _head_manifest(self, reference: str) -> Descriptor | None:
-        lean = self.lean
-        if lean is not None:
-            try:
-                return lean.head_manifest(self.dest.repository, reference)
-            except NeedFullClient:
-                self.lean = None
-        return self.client.head_manifest(self.dest.repository, reference)
+        return self._head("head_manifest", reference)
 
     # per layer: check, mount, upload ----------------------------------------------------
     def _ordered(self, task: LayerTask) -> list[Known]:
