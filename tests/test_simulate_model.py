@@ -12,7 +12,7 @@ import pytest
 
 from layerlab.push.profiles import PushProfile
 from layerlab.simulate import LayerSpec, MachineProfile, RegistrySettings, simulate
-from layerlab.simulate.engine import allocate
+from layerlab.simulate.engine import Component, Parallel, Step, allocate, run
 
 INF = math.inf
 MB = 1_000_000
@@ -22,7 +22,7 @@ CONFIG, MANIFEST = 2000, 1500
 ZERO = MachineProfile(
     cores=2, compress_rate={"zlib-6": 50 * MB, "isal-1": 100 * MB},
     ratio={"zlib-6": 2.0, "isal-1": 2.0}, sha256_rate=INF, client_request_overhead=0.0,
-    client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
+    client_lean_request_overhead=0.0, client_connect_cost=0.0, client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
     registry_lookup_cost=0.0, registry_cached_lookup_cost=0.0, registry_ingest_rate=INF,
     registry_reread_rate=100 * MB, registry_commit_rate=INF, registry_cores=1, disk_rate=INF,
     source="test")
@@ -67,6 +67,15 @@ def test_one_layer():
     assert r.bytes_sent == 100 * MB + CONFIG + MANIFEST
     assert r.layers[0]["outcome"] == "pushed"
     assert r.dominant_phase == "upload"
+
+
+def test_each_stored_blob_pays_the_registry_fixed_cost_on_commit():
+    # test_one_layer with 5 ms per stored blob: the layer's commit and the config's
+    r = simulate([stored(100 * MB, "a")], PLAIN, bandwidth="100 MB/s", rtt="10 ms",
+                 machine=ZERO.with_options(registry_blob_overhead=0.005))
+    assert by_layer(r, "commit")["a"] == pytest.approx((1.02, 1.035))
+    expected = 1.035 + (0.035 + CONFIG / (100 * MB)) + (0.01 + MANIFEST / (100 * MB))
+    assert r.total == pytest.approx(expected, rel=1e-12)
 
 
 def test_two_layers_share_the_bandwidth():
@@ -255,20 +264,63 @@ def test_allocate_serves_a_fifo_resource_in_arrival_order():
     assert allocate(demands, [INF] * 3, {"lock": 1.0}) == pytest.approx([1 / 3] * 3)
 
 
-def test_a_colocated_registry_answers_a_head_burst_one_by_one():
-    # 20 HEADs, 16 at a time, 1 ms of handling each under the interpreter lock, 10 ms
-    # round trip: the first wave's answers come 1 ms apart (10 + k ms), the checkers
-    # that finish first start the second wave at once, and its 4 HEADs queue behind
-    # the first wave's: they end at 26 + k ms. Then the config's and manifest's HEADs.
+def test_a_colocated_registry_sends_and_answers_a_head_burst_one_by_one():
+    # 16 HEADs at once, 1 ms of handling each under the interpreter lock, half before the
+    # 10 ms round trip (sending) and half after (answering): HEAD k leaves at 0.5 (k + 1)
+    # ms, its answer arrives 10 ms later and takes 0.5 ms, so it ends at 11 + 0.5 k ms.
+    # Then the config's HEAD (18.5 + 0.5 + 10 + 0.5 = 29.5) and the manifest's (40.5).
     fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
-    layers = [stored(MB, f"l{i}") for i in range(20)]
+    layers = [stored(MB, f"l{i}") for i in range(16)]
     machine = ZERO.with_options(registry_request_overhead=0.001)
     r = simulate(layers, fast, rtt="10 ms", machine=machine, existing="all", known="all",
                  registry=RegistrySettings.local())
     ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
-    assert ends == pytest.approx([0.010 + 0.001 * k for k in range(1, 17)]
-                                 + [0.026 + 0.001 * k for k in range(1, 5)])
-    assert r.total == pytest.approx(0.030 + 2 * 0.011)
+    assert ends == pytest.approx([0.011 + 0.0005 * k for k in range(16)])
+    assert r.total == pytest.approx(0.0405)
+
+
+def test_a_re_push_the_cache_vouches_for_pays_the_lean_request_cost():
+    # one layer, serial: HEAD layer, HEAD config, HEAD manifest, each 10 ms + handling.
+    # The cache places everything in the repository: the lean client's 0.2 ms, not the
+    # full client's 2 ms; when the cache knows nothing, the full client's.
+    serial = PushProfile("t", concurrency=1, check_existing="always", compress_threads=1,
+                         registry_lookup=False)
+    machine = ZERO.with_options(client_request_overhead=0.002,
+                                client_lean_request_overhead=0.0002)
+    lean = simulate([stored(MB, "l")], serial, rtt="10 ms", machine=machine, existing="all",
+                    known="all", registry=RegistrySettings.local())
+    assert lean.total == pytest.approx(3 * 0.0102)
+    full = simulate([stored(MB, "l")], serial, rtt="10 ms", machine=machine, existing="all",
+                    known="all", registry=RegistrySettings.local().with_options(plain_http=False))
+    assert full.total == pytest.approx(3 * 0.012)
+
+
+def test_each_thread_connects_before_its_first_request_to_a_colocated_registry():
+    # 2 layers, 2 checkers: each checker's first HEAD also starts its thread and connects
+    # (2 ms under the lock, queued): checker 1 sends at 2.5 ms, checker 2 at 5 ms; the
+    # answers end at 13 and 15.5 ms. The main thread connects with the config's HEAD:
+    # 15.5 + 2.5 + 10 + 0.5 = 28.5, then the manifest's HEAD: + 11 = 39.5 ms.
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    machine = ZERO.with_options(registry_request_overhead=0.001, client_connect_cost=0.002)
+    r = simulate([stored(MB, "a"), stored(MB, "b")], fast, rtt="10 ms", machine=machine,
+                 existing="all", known="all", registry=RegistrySettings.local())
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer in "ab")
+    assert ends == pytest.approx([0.0130, 0.0155])
+    assert r.total == pytest.approx(0.0395)
+
+
+def test_a_lead_runs_before_the_delay_and_queues_in_arrival_order():
+    # two steps, each: 1 s on a FIFO lock, a 2 s delay, 1 s on the lock again. The leads
+    # run 0-1 and 1-2; the delays end at 3 and 4; the second parts run 3-4 and 4-5.
+    def proc():
+        yield Step("x", "a", lead=(Component(("lock",), 1.0),), delay=2.0,
+                   components=(Component(("lock",), 1.0),))
+
+    def main():
+        yield Parallel((proc(), proc()))
+
+    records = run(main(), {"lock": 1.0}, fifo=("lock",))
+    assert sorted((r.start, r.end) for r in records) == [(0.0, 4.0), (0.0, 5.0)]
 
 
 def test_under_load_scales_the_calibrated_capacity():

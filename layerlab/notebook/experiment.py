@@ -109,14 +109,23 @@ def ensure_samples(samples: Path, say: Callable[[str], None] = print) -> None:
     subprocess.run([sys.executable, str(script)], check=True, cwd=samples.parent)
 
 
-def _machine() -> Any:
-    """The calibrated machine profile if one was saved, else the shipped defaults."""
+def _machine(images: Sequence[Any], profiles: Sequence[str],
+             say: Callable[[str], None]) -> Any:
+    """The calibrated machine profile if one was saved; else a quick calibration of this
+    machine, its local registry and the pusher's own costs on the images (not saved):
+    the shipped defaults describe another machine and a Go registry, and the simulated
+    column would not be comparable with the measured one."""
+    from ..push.profiles import get_profile
     from ..simulate import load_machine
+    from ..simulate.machine import compression_key, default_machine_path
+    from ..simulate.validation import machine_for
 
-    try:
+    if default_machine_path().is_file():
         return load_machine("saved")
-    except Exception:  # noqa: BLE001 - no calibration saved: the defaults are fine
-        return load_machine(None)
+    say("calibrating this machine for the simulator (quick, not saved) ...")
+    keys = sorted({compression_key(p.compression, p.engine, p.level)
+                   for p in map(get_profile, profiles)})
+    return machine_for(list(images), keys)
 
 
 def run_experiment(samples: Path | None = None, *, image: str = "app24",
@@ -144,7 +153,7 @@ def run_experiment(samples: Path | None = None, *, image: str = "app24",
               for name, ref in (("base", "base:1"), ("app:v1", "app:v1"), ("app:v2", "app:v2"))}
     images[image] = open_image(f"docker-archive:{archive / (image + '.tar')}")
     images["wasted"] = open_image(f"docker-archive:{archive / 'wasted.tar'}")
-    machine = _machine()
+    machine = _machine([images[image]], profiles, say)
     say("analysing the sample images ...")
     shared = shared_layers([images["base"], images["app:v1"], images["app:v2"]])
     changes = diff(images["app:v1"], images["app:v2"], files=True)

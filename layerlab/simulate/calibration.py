@@ -9,11 +9,14 @@ samples with ``quick=True`` so it takes a few seconds):
   typical image (a third source-like text, half binary-like, the rest incompressible),
   through the pusher's own block compressor when it is importable;
 * sha256 throughput; temporary-file write+read throughput;
-* with ``registry=True``, :class:`~layerlab.registry.LocalRegistry` on loopback, through
-  the registry client the pusher uses: the time of a request (a HEAD of a missing
-  blob: client and registry together, booked as ``registry_request_overhead``), the
-  extra of a storage lookup with the blob-descriptor cache off and on, the body ingest
-  rate (a streamed PATCH), the commit's cost per byte, the re-read rate of
+* with ``registry=True``, :class:`~layerlab.registry.LocalRegistry` on loopback: the
+  time of a request (a HEAD of a missing blob) over a plain socket, booked as the
+  registry's ``registry_request_overhead``, and what the pusher's full HTTP client adds
+  to it (``client_request_overhead``); what a new thread with a new connection adds to
+  its first request (``client_connect_cost``); through the full client, the extra of a
+  storage lookup with the blob-descriptor cache off and on, the body ingest rate (a
+  streamed PATCH), the fixed cost of storing a blob (tiny monolithic uploads), the
+  commit's cost per byte, the re-read rate of
   ``verify="reread"``, and how much its own bandwidth limit loses to its receiving loop
   (an upload limited to 200 MB/s).
 
@@ -220,21 +223,55 @@ def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
     return statistics.median(times)
 
 
+def _connect_cost(host: str, repo: str, missing: str, repeat: int, threads: int = 16) -> float:
+    """What a new thread with a new connection adds to its first request: a burst of
+    HEADs on ``threads`` new threads (the pusher's checkers), against the same burst
+    again on the same threads and connections; the difference per thread (median)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..push.lean import LeanClient
+
+    def burst(client: LeanClient, pool: ThreadPoolExecutor) -> float:
+        t0 = time.perf_counter()
+        list(pool.map(lambda _: client.head_blob(repo, missing), range(threads)))
+        return time.perf_counter() - t0
+
+    extra = []
+    for _ in range(max(3, repeat)):
+        client = LeanClient(host)
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                cold = burst(client, pool)
+                extra.append((cold - burst(client, pool)) / threads)
+        finally:
+            client.close()
+    return max(0.0, statistics.median(extra))
+
+
 def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
     """Per-request time, lookup costs, ingest, commit and re-read rates of the local
     registry on loopback (see the module docstring)."""
     from ..digest import digest_bytes
+    from ..push.lean import LeanClient
     from ..registry import LocalRegistry
     from ..sources.remote import RegistryClient
 
     repo = "calibrate/blob"
     out: dict[str, float] = {}
     with LocalRegistry() as registry, RegistryClient(registry.host) as client:
+        lean = LeanClient(registry.host)
         missing = "sha256:" + "0" * 64
-        client.head_blob(repo, missing)  # warm the connection
+        client.head_blob(repo, missing)  # warm the connections
+        lean.head_blob(repo, missing)
         count = 10 * repeat
+        try:
+            bare = _median_time(lambda: lean.head_blob(repo, missing), count)
+        finally:
+            lean.close()
+        out["client_connect_cost"] = _connect_cost(registry.host, repo, missing, repeat)
         per_request = _median_time(lambda: client.head_blob(repo, missing), count)
-        out["registry_request_overhead"] = per_request
+        out["registry_request_overhead"] = bare
+        out["client_request_overhead"] = max(0.0, per_request - bare)
         small = b"calibrate"
         client.upload_blob(repo, digest_bytes(small), small)
         for cache, field in ((False, "registry_lookup_cost"), (True, "registry_cached_lookup_cost")):
@@ -282,7 +319,14 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
             loop.append(1 / extra if extra > 0 else float("inf"))
         registry.bandwidth = None
         out["registry_loop_rate"] = statistics.median(loop)
-        commit_s = statistics.median(commit)
+        small = []
+        for attempt in range(count):  # the fixed cost of storing a blob: tiny monolithic ones
+            data = random.Random(f"registry-small-{attempt}").randbytes(1000)
+            t0 = time.perf_counter()
+            client.upload_blob(repo, digest_bytes(data), data)
+            small.append(time.perf_counter() - t0 - per_request)
+        fixed = out["registry_blob_overhead"] = max(0.0, statistics.median(small))
+        commit_s = statistics.median(commit) - fixed
         out["registry_ingest_rate"] = statistics.median(ingest)
         # a commit that costs (almost) nothing per byte is a rename: keep it free
         out["registry_commit_rate"] = (blob_size / commit_s if commit_s > 0.002 else float("inf"))

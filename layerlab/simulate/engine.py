@@ -5,7 +5,9 @@ child processes) and resume when the step is done. A step is a piece of work mad
 *components*, each needing an amount of one or more resources (core-seconds of ``cpu``,
 bytes of ``net``...). All components of a step progress together, so a step that needs
 both CPU and network (a streamed, compressed upload) moves at the pace of the slower.
-A step with no components is a pure delay of ``delay`` seconds.
+A step with no components is a pure delay of ``delay`` seconds. A step may also have
+``lead`` components, done before its delay (a request's sending side: the delay is the
+round trip, the components the answer).
 
 Sharing rule (hand-computable): each resource is shared equally among the steps using it
 (processor sharing); a step that cannot use its whole share, because another resource or
@@ -48,12 +50,14 @@ class Component:
 @dataclass(frozen=True)
 class Step:
     """One piece of a process: a delay, or work on shared resources (or both: the delay
-    comes first). The other fields label the event it produces."""
+    comes first, after the ``lead`` work if any). The other fields label the event it
+    produces."""
 
     phase: str
     layer: str = ""
     components: tuple[Component, ...] = ()
     delay: float = 0.0
+    lead: tuple[Component, ...] = ()
     bytes: int = 0
     bytes_in: int = 0
     requests: int = 0
@@ -89,6 +93,21 @@ class _Running:
     remaining: float = 1.0  # fraction of the work part left
     demand: dict[str, float] = field(default_factory=dict)
     cap: float = INF  # max progress rate (fraction / s) from component limits
+    leading: bool = False  # doing the lead work; the delay and the components follow
+
+
+def _load(run: _Running, components: tuple[Component, ...]) -> None:
+    """Set ``run``'s demand and cap to ``components`` (no work: nothing remains)."""
+    run.demand, run.cap, run.remaining = {}, INF, 1.0
+    for comp in components:
+        if comp.amount <= 0:
+            continue
+        for res in comp.resources:
+            run.demand[res] = run.demand.get(res, 0.0) + comp.amount
+        if comp.limit < INF:
+            run.cap = min(run.cap, comp.limit / comp.amount)
+    if not run.demand and run.cap == INF:
+        run.remaining = 0.0
 
 
 @dataclass
@@ -100,16 +119,13 @@ class _Proc:
 
 
 def _prepare(record: Record, now: float) -> _Running:
-    run = _Running(record, now + record.step.delay)
-    for comp in record.step.components:
-        if comp.amount <= 0:
-            continue
-        for res in comp.resources:
-            run.demand[res] = run.demand.get(res, 0.0) + comp.amount
-        if comp.limit < INF:
-            run.cap = min(run.cap, comp.limit / comp.amount)
-    if not run.demand and run.cap == INF:
-        run.remaining = 0.0
+    step = record.step
+    if step.lead:
+        run = _Running(record, now, leading=True)
+        _load(run, step.lead)
+        return run
+    run = _Running(record, now + step.delay)
+    _load(run, step.components)
     return run
 
 
@@ -211,6 +227,13 @@ def run(main: Process, capacity: Mapping[str, float], fifo: Collection[str] = ()
             proc, after = ready.pop(0)
             advance(proc, after)
         finished = [r for r in running if r.wait_until <= now + _EPS and r.remaining <= _EPS]
+        leads = [r for r in finished if r.leading]
+        if leads:  # lead work done: the delay, then the components
+            for r in leads:
+                r.leading = False
+                r.wait_until = now + r.record.step.delay
+                _load(r, r.record.step.components)
+            continue
         if finished:
             for r in finished:
                 running.remove(r)

@@ -140,6 +140,9 @@ class RegistrySettings:
     * ``move_rate``: bytes/s of moving a committed blob into backend storage (``None``:
       the machine profile's ``registry_commit_rate``, by default free: a rename);
     * ``colocated``: the registry runs on the client machine and shares its cores;
+    * ``plain_http``: reached by plain HTTP without a proxy (a loopback registry): a
+      re-push the client's digest cache vouches for sends its HEADs over a plain socket,
+      at the machine's ``client_lean_request_overhead`` (:mod:`layerlab.push.lean`);
     * ``serial_throttle``: the bandwidth limit is enforced by the registry itself, in the
       loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN): the time
       the loop spends on each byte adds to the limit's, so the link carries
@@ -160,6 +163,7 @@ class RegistrySettings:
     move_rate: float | None = None
     cores: float | None = None
     colocated: bool = False
+    plain_http: bool = False
     serial_throttle: bool = False
     proxy_buffer: int | None = None
     proxy_disk_rate: float = 100e6
@@ -191,8 +195,9 @@ class RegistrySettings:
     def local(cls, cache: bool = True, verify: str = "stream") -> "RegistrySettings":
         """layerlab's :class:`~layerlab.registry.LocalRegistry` running in the pushing
         process, its bandwidth knob emulating the link (figures from the machine
-        profile): ``colocated`` and ``serial_throttle``."""
-        return cls(cache=cache, verify=verify, colocated=True, serial_throttle=True)
+        profile): ``colocated``, ``plain_http`` and ``serial_throttle``."""
+        return cls(cache=cache, verify=verify, colocated=True, plain_http=True,
+                   serial_throttle=True)
 
     def with_options(self, **changes: Any) -> "RegistrySettings":
         return replace(self, **changes)

@@ -49,6 +49,11 @@ class MachineProfile:
     * ``compress_rate``: key -> bytes/s of input per core; ``ratio``: key -> typical ratio;
     * ``sha256_rate``: bytes/s per core;
     * ``client_request_overhead``: client CPU/latency per HTTP request, seconds;
+    * ``client_lean_request_overhead``: the same for the HEADs of a re-push the digest
+      cache vouches for, which the pusher sends over a plain socket
+      (:mod:`layerlab.push.lean`) to a registry reached by plain HTTP, seconds;
+    * ``client_connect_cost``: starting one of the pusher's threads and opening its
+      connection to a colocated registry (the registry accepting it), seconds;
     * ``client_push_overhead``: the client's fixed cost per push (planning, opening and
       writing its digest cache), seconds;
     * ``client_stream_cost``: seconds per byte one upload stream of the client needs at
@@ -63,6 +68,10 @@ class MachineProfile:
     * ``registry_ingest_rate``: bytes/s one registry request takes a body at (receive,
       hash, write), using one core of this machine when colocated;
     * ``registry_reread_rate``: bytes/s of the re-read a ``reread`` verify does;
+    * ``registry_blob_overhead``: the local registry's fixed time per blob it stores
+      (creating the upload file, syncing it, moving it into place, linking it into the
+      repository), seconds: mostly a wait for the disk, which holds no core; 0 in the
+      shipped defaults (ANCHORS.md has no such figure);
     * ``registry_commit_rate``: bytes/s of the commit itself (flushing the blob to disk
       and moving it into place); ``inf`` when it costs nothing per byte;
     * ``registry_loop_rate``: with the registry's own bandwidth limit (``serial_throttle``),
@@ -82,6 +91,8 @@ class MachineProfile:
     ratio: Mapping[str, float] = field(default_factory=dict)
     sha256_rate: float = 2028 * MB
     client_request_overhead: float = 0.0005
+    client_lean_request_overhead: float = 0.0001
+    client_connect_cost: float = 0.0005
     client_push_overhead: float = 0.005
     client_cache_write: float = 0.005
     client_stream_cost: float = 0.0
@@ -90,6 +101,7 @@ class MachineProfile:
     registry_cached_lookup_cost: float = 0.0001
     registry_ingest_rate: float = 325 * MB
     registry_reread_rate: float = 1500 * MB
+    registry_blob_overhead: float = 0.0
     registry_commit_rate: float = float("inf")
     registry_loop_rate: float = 800 * MB
     registry_cores: int = 1
@@ -153,11 +165,14 @@ class MachineProfile:
             registry_reread_rate=self.registry_reread_rate * factor,
             registry_loop_rate=self.registry_loop_rate * factor,
             client_request_overhead=self.client_request_overhead / factor,
+            client_lean_request_overhead=self.client_lean_request_overhead / factor,
+            client_connect_cost=self.client_connect_cost / factor,
             client_push_overhead=self.client_push_overhead / factor,
             client_stream_cost=self.client_stream_cost / factor,
             registry_request_overhead=self.registry_request_overhead / factor,
             registry_lookup_cost=self.registry_lookup_cost / factor,
             registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,
+            registry_blob_overhead=self.registry_blob_overhead / factor,
             cpu_capacity=min(float(self.cores), max(0.1, capacity)),
             probe_rate=probe_rate, probe_parallelism=parallelism)
 

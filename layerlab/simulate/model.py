@@ -28,19 +28,25 @@ decided by the same :class:`~layerlab.push.PushProfile` fields:
 Resources (shared as in :mod:`.engine`): ``cpu`` (client cores), ``compress_pool`` (the
 pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores),
 ``disk`` (temp files), ``cache_db`` (the client's digest cache, one writer),
-``proxy_disk``, ``backend`` (the registry's storage moves), and ``gil`` when the
+``proxy_disk``, ``backend`` (the registry's storage moves), ``store_lock`` (the registry
+storing one blob at a time: ``registry_blob_overhead`` each), and ``gil`` when the
 registry is ``colocated`` (a Python registry in the client's process: its receiving
 and every request's handling hold the interpreter lock, and take client ``cpu``).
 Every request waits ``rtt`` plus ``client_request_overhead + request_overhead +
 lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock; a
 request without a body also queues on ``request_lock``: such requests are handled one
 after another in arrival order, so a burst of HEADs finishes one by one, not all
-together at the end).
+together at the end). A re-push the digest cache vouches for, to a ``plain_http``
+registry, pays ``client_lean_request_overhead`` instead (the pusher's plain-socket HEADs).
+With a colocated registry, each of the pusher's threads (the main one, every checker and
+every upload worker) also pays ``client_connect_cost`` under the lock before its first
+request: starting the thread and opening its connection, the registry accepting it.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from copy import copy
 from typing import Any, Iterator
 
 from .engine import INF, Component, Parallel, Step, run
@@ -51,6 +57,10 @@ __all__ = ["run_scenario"]
 
 # -- the process ------------------------------------------------------------------------
 _REQUEST_LOCK = ("gil", "cpu", "request_lock")  # a colocated registry handling a bodiless request
+# Share of a bodiless request's handling done before its round trip (the client writing
+# the request, the registry reading it); the rest comes after (answering, reading the
+# answer). A burst of HEADs therefore leaves one by one as well as returning one by one.
+_SENDING_SHARE = 0.5
 
 
 class _Costs:
@@ -68,20 +78,39 @@ class _Costs:
         self.ingest = r.ingest_rate if r.ingest_rate is not None else m.registry_ingest_rate
         self.reread = r.reread_rate if r.reread_rate is not None else m.registry_reread_rate
         self.colocated = r.colocated
+        self.fresh = False  # this thread has not connected yet (see thread())
+        lean = (r.plain_http and sc.profile.use_cache
+                and all(sc.known.get(i) == sc.repository for i in range(len(sc.layers))))
+        self.client = m.client_lean_request_overhead if lean else m.client_request_overhead
         self.registry_resources = ("registry", "cpu", "gil") if r.colocated else ("registry",)
+
+    def thread(self) -> "_Costs":
+        """The costs as seen by a new thread of the pusher: its first request connects."""
+        view = copy(self)
+        view.fresh = True
+        return view
 
     def req(self, lookups: float = 0, work: tuple[Component, ...] = ()) -> dict[str, Any]:
         """``delay`` and ``components`` of a request step doing ``work``: a round trip,
         then the client's and the registry's time per request. When the registry is
         colocated (a Python registry in the client's process) that time is CPU work
-        holding the interpreter lock, shared by all concurrent requests; otherwise a
-        plain delay."""
+        holding the interpreter lock, shared by all concurrent requests; a request without
+        a body queues for it, part before its round trip (``_SENDING_SHARE``), the rest
+        after. Otherwise a plain delay."""
         server = self.overhead + lookups * self.lookup
-        busy = self.sc.machine.client_request_overhead + server
-        if self.colocated:  # a body's handling shares the lock like the body; others queue
-            handling = Component(("gil", "cpu") if work else _REQUEST_LOCK, busy, 1.0)
-            return {"delay": self.sc.network.rtt, "components": tuple(work) + (handling,)}
-        return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}
+        busy = self.client + server
+        if not self.colocated:
+            return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}
+        connect = self.sc.machine.client_connect_cost if self.fresh else 0.0
+        self.fresh = False
+        if work:  # a body's handling shares the lock like the body
+            return {"delay": self.sc.network.rtt,
+                    "lead": (Component(_REQUEST_LOCK, connect, 1.0),) if connect else (),
+                    "components": tuple(work) + (Component(("gil", "cpu"), busy, 1.0),)}
+        sending = busy * _SENDING_SHARE
+        return {"delay": self.sc.network.rtt,
+                "lead": (Component(_REQUEST_LOCK, connect + sending, 1.0),),
+                "components": (Component(_REQUEST_LOCK, busy - sending, 1.0),)}
 
     def server(self, lookups: float, work: tuple[Component, ...] = ()) -> dict[str, Any]:
         """The registry's lookups inside a request already counted (a monolithic PUT's
@@ -142,6 +171,9 @@ def _body(costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
 
 def _commit_work(sc: Scenario, costs: _Costs, nbytes: int) -> tuple[Component, ...]:
     work: list[Component] = []
+    if sc.machine.registry_blob_overhead > 0:  # syncing, moving and linking the blob: mostly
+        # waiting for the disk, off the interpreter lock and the cores, one blob at a time
+        work.append(Component(("store_lock",), sc.machine.registry_blob_overhead, 1.0))
     if sc.registry.verify == "reread":
         work.append(Component(costs.registry_resources, nbytes / costs.reread, 1.0))
     if sc.registry.move_rate is not None or sc.machine.registry_commit_rate < INF:
@@ -264,7 +296,7 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
 def run_scenario(sc: Scenario):
     """Run one scenario through the engine; return ``(records, plans)``."""
     plans = plan_layers(sc)
-    costs = _Costs(sc)
+    costs = _Costs(sc).thread()  # the main thread's
     lookups = lookup_requests(sc)
     # a machine-sized profile checks every layer first, all at once (up to 16 threads)
     check_first = sc.profile.concurrency == 0 and sc.profile.check_existing != "never"
@@ -278,13 +310,14 @@ def run_scenario(sc: Scenario):
             queue = deque(pl for pl in plans if pl.check)
             checkers = min(16, len(plans))
             if queue:
-                yield Parallel(tuple(_checker(sc, costs, queue) for _ in range(checkers)))
+                yield Parallel(tuple(_checker(sc, costs.thread(), queue) for _ in range(checkers)))
             todo = [pl for pl in plans if not pl.exists]
         order = deque(sorted(todo, key=lambda pl: (-sc.layers[pl.index].uncompressed_size,
                                                    pl.index)))
         workers = min(sc.workers, len(order)) or 1
         if order:
-            yield Parallel(tuple(_worker(sc, costs, order, check_first) for _ in range(workers)))
+            yield Parallel(tuple(_worker(sc, costs.thread(), order, check_first)
+                                 for _ in range(workers)))
         yield from _finish(sc, costs, lookups > 0)
         if m.client_push_overhead:
             yield Step("manifest", "manifest", delay=m.client_push_overhead,
@@ -299,6 +332,7 @@ def run_scenario(sc: Scenario):
         "cache_db": 1.0,
         "gil": 1.0,
         "request_lock": 1.0,
+        "store_lock": 1.0,
         "compress_pool": float(sc.threads),
         "net": link,
         "registry": float(r.cores if r.cores is not None else m.registry_cores),
