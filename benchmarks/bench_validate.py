@@ -12,7 +12,8 @@ profile), 14 vs 24 layers, nothing / some / everything already present, the regi
 blob-descriptor cache on / off, 50 MB/s and 200 MB/s (10 ms latency), pushed to a fresh
 ``LocalRegistry`` (bandwidth and latency knobs) per run. ``--profiles`` adds others
 (``docker``: zlib level 6, five layers at once). Each case is measured ``--repeat`` times
-(the median counts; ``--statistic min`` counts the fastest, and the summary gives both);
+(the median counts; ``--statistic min`` counts the fastest, and the summary gives both;
+one run of a re-push is the median of 5 back-to-back re-pushes on the same set-up);
 the machine is calibrated first (quick, best-of figures, compression measured on the
 images).
 
