@@ -120,12 +120,9 @@ class _Proc:
 
 def _prepare(record: Record, now: float) -> _Running:
     step = record.step
-    if step.lead:
-        run = _Running(record, now, leading=True)
-        _load(run, step.lead)
-        return run
-    run = _Running(record, now + step.delay)
-    _load(run, step.components)
+    leading = bool(step.lead)  # the lead first; its end starts the delay (see run)
+    run = _Running(record, now if leading else now + step.delay, leading=leading)
+    _load(run, step.lead if leading else step.components)
     return run
 
 
