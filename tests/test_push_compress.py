@@ -129,3 +129,37 @@ def test_progress_callback_counts_input(data):
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CompressionSettings(**kwargs)
+
+
+_FAULTS_SCRIPT = """
+import resource, sys
+from layerlab.push.memory import keep_freed_buffers
+
+def faults_of_churn():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(16):
+        buffers = [bytearray(4 << 20) for _ in range(4)]  # zero-filled: pages touched
+        del buffers  # 16 MiB free on top of the heap: glibc trims it unless tuned
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults_of_churn()  # let glibc settle its dynamic thresholds first
+untuned = faults_of_churn()
+accepted = keep_freed_buffers()
+faults_of_churn()
+print(untuned, faults_of_churn(), accepted, keep_freed_buffers())
+"""
+
+
+@pytest.mark.skipif(not __import__("platform").libc_ver()[0] == "glibc", reason="glibc only")
+def test_freed_buffers_are_reused_not_refaulted():
+    """A push churns through megabyte buffers; once tuned, freeing one and allocating
+    the next must not fault fresh zeroed pages in (16 x 16 MiB = 65536 pages untuned)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True,
+                         text=True, check=True).stdout.split()
+    untuned, tuned, accepted, again = int(out[0]), int(out[1]), out[2], out[3]
+    assert accepted == "True" and again == "True"
+    assert untuned >= 64 * 1024 * 0.9
+    assert tuned < 64 * 1024 // 20

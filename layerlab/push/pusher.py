@@ -30,6 +30,7 @@ from .compress import CompressingStream, CompressionSettings
 from .lean import LeanClient, NeedFullClient
 from .lookup import Known
 from .manifests import build_manifest, config_descriptor, same_content
+from .memory import keep_freed_buffers
 from .plan import (NONDISTRIBUTABLE, LayerTask, add_cached, add_from_registry, plan_layers,
                    source_registry)
 from .progress import Progress
@@ -198,6 +199,7 @@ class Pusher:
         outcome, session = self._mount(task)
         if outcome is not None:
             return outcome
+        keep_freed_buffers()  # a blob is about to stream through this process
         if task.stored:
             return self._upload_stored(task, session)
         return self._upload_compressed(task, session)
