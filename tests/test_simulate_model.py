@@ -22,7 +22,8 @@ CONFIG, MANIFEST = 2000, 1500
 ZERO = MachineProfile(
     cores=2, compress_rate={"zlib-6": 50 * MB, "isal-1": 100 * MB},
     ratio={"zlib-6": 2.0, "isal-1": 2.0}, sha256_rate=INF, client_request_overhead=0.0,
-    client_lean_request_overhead=0.0, client_connect_cost=0.0, client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
+    client_lean_request_overhead=0.0, client_connect_cost=0.0, client_thread_join_cost=0.0,
+    client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
     registry_lookup_cost=0.0, registry_cached_lookup_cost=0.0, registry_ingest_rate=INF,
     registry_reread_rate=100 * MB, registry_commit_rate=INF, registry_cores=1, disk_rate=INF,
     source="test")
@@ -306,6 +307,22 @@ def test_each_thread_connects_before_its_first_request_to_a_colocated_registry()
                  existing="all", known="all", registry=RegistrySettings.local())
     ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer in "ab")
     assert ends == pytest.approx([0.0130, 0.0155])
+    assert r.total == pytest.approx(0.0395)
+
+
+def test_the_main_thread_joins_a_finished_pool_of_checkers():
+    # 2 layers, 2 checkers, no connect cost: the HEADs end at 11 and 11.5 ms; joining the
+    # 2 threads (3 ms each) takes the main thread to 17.5 ms; then the config's HEAD
+    # (0.5 + 10 + 0.5) ends at 28.5 and the manifest's at 39.5 ms.
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    machine = ZERO.with_options(registry_request_overhead=0.001, client_thread_join_cost=0.003)
+    r = simulate([stored(MB, "a"), stored(MB, "b")], fast, rtt="10 ms", machine=machine,
+                 existing="all", known="all", registry=RegistrySettings.local())
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer in ("a", "b"))
+    assert ends == pytest.approx([0.0110, 0.0115])
+    joined = [e for e in r.events if "joined" in e.detail]
+    assert [(e.phase, e.start, e.end) for e in joined] == [
+        ("check", pytest.approx(0.0115), pytest.approx(0.0175))]
     assert r.total == pytest.approx(0.0395)
 
 

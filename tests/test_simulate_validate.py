@@ -28,6 +28,7 @@ def test_calibrate_quick(tmp_path):
     assert 0 < machine.registry_request_overhead < 1.0
     assert 0 <= machine.client_request_overhead < 1.0
     assert 0 <= machine.client_connect_cost < 1.0
+    assert 0 < machine.client_thread_join_cost < 0.01
     assert 0 < machine.registry_blob_overhead < 1.0
     assert machine.registry_ingest_rate > 1e6
     assert machine.registry_commit_rate > 0 and machine.registry_reread_rate > 0

@@ -411,11 +411,13 @@ class Pusher:
         results: dict[int, LayerOutcome] = {}
         checked = False
         if self.profile.concurrency == 0 and self.profile.check_existing != "never":
-            with ThreadPoolExecutor(min(16, len(tasks) or 1),
-                                    thread_name_prefix="layerlab-check") as pool:
-                for task, outcome in zip(tasks, pool.map(self._check, tasks)):
-                    if outcome is not None:
-                        results[task.index] = outcome
+            to_check = [t for t in tasks if self._ordered(t)]  # a fresh push has none
+            if to_check:
+                with ThreadPoolExecutor(min(16, len(to_check)),
+                                        thread_name_prefix="layerlab-check") as pool:
+                    for task, outcome in zip(to_check, pool.map(self._check, to_check)):
+                        if outcome is not None:
+                            results[task.index] = outcome
             checked = True
         todo = sorted((t for t in tasks if t.index not in results),
                       key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))

@@ -14,7 +14,8 @@ samples with ``quick=True`` so it takes a few seconds):
   registry's ``registry_request_overhead``, and what the pusher's full HTTP client adds
   to it (``client_request_overhead``); what a new thread with a new connection adds to
   its first request, the registry answering after ``CALIBRATION_RTT``
-  (``client_connect_cost``); through the full client, the extra of a
+  (``client_connect_cost``), and shutting such a thread down when its pool is done
+  (``client_thread_join_cost``); through the full client, the extra of a
   storage lookup with the blob-descriptor cache off and on, the body ingest rate (a
   streamed PATCH), the fixed cost of storing a blob (tiny monolithic uploads), the
   commit's cost per byte, the re-read rate of
@@ -109,6 +110,9 @@ def _compressor(key: str) -> Callable[[bytes], int]:
         import io
 
         from ..push.compress import CompressingStream, CompressionSettings
+        from ..push.memory import keep_freed_buffers
+
+        keep_freed_buffers()  # as a push runs it
 
         if engine == "zstd":
             settings = CompressionSettings("zstd", "zstandard", level)
@@ -228,11 +232,13 @@ def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
     return statistics.median(times)
 
 
-def _connect_cost(host: str, repo: str, missing: str, repeat: int, threads: int = 16) -> float:
-    """What a new thread with a new connection adds to its first request: a burst of
-    HEADs on ``threads`` new threads (the pusher's checkers), against the same burst
-    again on the same threads and connections; the difference per thread (median). The
-    registry should be answering after ``CALIBRATION_RTT``, as over a link."""
+def _thread_costs(host: str, repo: str, missing: str, repeat: int, threads: int = 16
+                  ) -> tuple[float, float]:
+    """``(connect, join)`` per thread of a pool like the pusher's checkers. ``connect``:
+    what a new thread with a new connection adds to its first request (a burst of HEADs
+    on ``threads`` new threads, against the same burst again on the same threads and
+    connections); ``join``: shutting the pool down afterwards. Medians. The registry
+    should be answering after ``CALIBRATION_RTT``, as over a link."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ..push.lean import LeanClient
@@ -242,16 +248,19 @@ def _connect_cost(host: str, repo: str, missing: str, repeat: int, threads: int 
         list(pool.map(lambda _: client.head_blob(repo, missing), range(threads)))
         return time.perf_counter() - t0
 
-    extra = []
+    extra, join = [], []
     for _ in range(max(3, repeat)):
         client = LeanClient(host)
+        pool = ThreadPoolExecutor(threads)
         try:
-            with ThreadPoolExecutor(threads) as pool:
-                cold = burst(client, pool)
-                extra.append((cold - burst(client, pool)) / threads)
+            cold = burst(client, pool)
+            extra.append((cold - burst(client, pool)) / threads)
         finally:
+            t0 = time.perf_counter()
+            pool.shutdown(wait=True)
+            join.append((time.perf_counter() - t0) / threads)
             client.close()
-    return max(0.0, statistics.median(extra))
+    return max(0.0, statistics.median(extra)), statistics.median(join)
 
 
 def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
@@ -276,7 +285,8 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
             lean.close()
         registry.latency = CALIBRATION_RTT  # as the pusher's requests meet it (see there)
         try:
-            out["client_connect_cost"] = _connect_cost(registry.host, repo, missing, repeat)
+            out["client_connect_cost"], out["client_thread_join_cost"] = _thread_costs(
+                registry.host, repo, missing, repeat)
         finally:
             registry.latency = None
         per_request = _median_time(lambda: client.head_blob(repo, missing), count)

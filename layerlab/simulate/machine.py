@@ -54,6 +54,9 @@ class MachineProfile:
       (:mod:`layerlab.push.lean`) to a registry reached by plain HTTP, seconds;
     * ``client_connect_cost``: starting one of the pusher's threads and opening its
       connection to a colocated registry (the registry accepting it), seconds;
+    * ``client_thread_join_cost``: shutting down one thread of a pool of the pusher's
+      (the checkers, the upload workers) when the pool is done: waking it and joining
+      it, seconds per thread, on the pusher's main thread;
     * ``client_push_overhead``: the client's fixed cost per push (planning, opening and
       writing its digest cache), seconds;
     * ``client_stream_cost``: seconds per byte one upload stream of the client needs at
@@ -93,6 +96,7 @@ class MachineProfile:
     client_request_overhead: float = 0.0005
     client_lean_request_overhead: float = 0.0001
     client_connect_cost: float = 0.0005
+    client_thread_join_cost: float = 0.0001
     client_push_overhead: float = 0.005
     client_cache_write: float = 0.005
     client_stream_cost: float = 0.0
@@ -167,6 +171,7 @@ class MachineProfile:
             client_request_overhead=self.client_request_overhead / factor,
             client_lean_request_overhead=self.client_lean_request_overhead / factor,
             client_connect_cost=self.client_connect_cost / factor,
+            client_thread_join_cost=self.client_thread_join_cost / factor,
             client_push_overhead=self.client_push_overhead / factor,
             client_stream_cost=self.client_stream_cost / factor,
             registry_request_overhead=self.registry_request_overhead / factor,

@@ -41,6 +41,8 @@ registry, pays ``client_lean_request_overhead`` instead (the pusher's plain-sock
 With a colocated registry, each of the pusher's threads (the main one, every checker and
 every upload worker) also pays ``client_connect_cost`` under the lock before its first
 request: starting the thread and opening its connection, the registry accepting it.
+When a pool of checkers or workers is done, the main thread shuts it down, waking and
+joining each thread (``client_thread_join_cost`` each) before it goes on.
 """
 
 from __future__ import annotations
@@ -293,6 +295,13 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
                bytes=sc.manifest_size, requests=1, outcome="pushed")
 
 
+def _join(m: Any, threads: int, phase: str, what: str) -> Iterator[Step]:
+    """The main thread shutting down a finished pool of ``threads``."""
+    if m.client_thread_join_cost:
+        yield Step(phase, "", delay=threads * m.client_thread_join_cost,
+                   detail=f"{what}' {threads} threads joined")
+
+
 def run_scenario(sc: Scenario):
     """Run one scenario through the engine; return ``(records, plans)``."""
     plans = plan_layers(sc)
@@ -308,9 +317,10 @@ def run_scenario(sc: Scenario):
         todo = plans
         if check_first:
             queue = deque(pl for pl in plans if pl.check)
-            checkers = min(16, len(plans))
-            if queue:
+            if queue:  # the pusher starts no checkers when no layer has a digest to check
+                checkers = min(16, len(queue))
                 yield Parallel(tuple(_checker(sc, costs.thread(), queue) for _ in range(checkers)))
+                yield from _join(m, checkers, "check", "the checkers")
             todo = [pl for pl in plans if not pl.exists]
         order = deque(sorted(todo, key=lambda pl: (-sc.layers[pl.index].uncompressed_size,
                                                    pl.index)))
@@ -318,6 +328,8 @@ def run_scenario(sc: Scenario):
         if order:
             yield Parallel(tuple(_worker(sc, costs.thread(), order, check_first)
                                  for _ in range(workers)))
+            if workers > 1:  # one worker runs on the main thread, without a pool
+                yield from _join(m, workers, "upload", "the upload workers")
         yield from _finish(sc, costs, lookups > 0)
         if m.client_push_overhead:
             yield Step("manifest", "manifest", delay=m.client_push_overhead,

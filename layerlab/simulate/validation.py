@@ -190,6 +190,7 @@ _FASTER = ("compress_rate", "sha256_rate", "registry_ingest_rate", "registry_rer
            "registry_commit_rate", "disk_rate", "probe_rate", "probe_parallelism",
            "cpu_capacity")
 _SHORTER = ("client_request_overhead", "client_lean_request_overhead", "client_connect_cost",
+            "client_thread_join_cost",
             "client_push_overhead", "client_cache_write", "client_stream_cost",
             "registry_request_overhead", "registry_lookup_cost", "registry_cached_lookup_cost",
             "registry_blob_overhead")
