@@ -224,6 +224,7 @@ def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
                                "application/octet-stream", "gzip", "", "calibrate", "repo")
                    for i in range(repeat + 1)]
         cache.record(records)
+        os.sync()  # each write syncs: it must not also flush what others left dirty
         times = []
         for record in records[:repeat]:
             t0 = time.perf_counter()
@@ -303,6 +304,7 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
         ingest, commit, reread = [], [], []
         for attempt in range(repeat):
             for verify in ("stream", "reread"):
+                os.sync()  # the commit flushes its own blob, not the previous ones
                 registry.verify = verify
                 data = random.Random(f"registry-{verify}-{attempt}").randbytes(blob_size)
                 digest = digest_bytes(data)
@@ -340,6 +342,7 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
         registry.bandwidth = None
         out["registry_loop_rate"] = statistics.median(loop)
         small = []
+        os.sync()  # the uploads above are not the tiny ones' to flush (each commit syncs)
         for attempt in range(count):  # the fixed cost of storing a blob: tiny monolithic ones
             data = random.Random(f"registry-small-{attempt}").randbytes(1000)
             t0 = time.perf_counter()

@@ -33,6 +33,7 @@ by push.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import statistics
 import tempfile
@@ -309,7 +310,11 @@ def _prepare(registry: Any, host: str, image: Any, case: Case, profile: PushProf
 def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
              ) -> tuple[float, int, int, frozenset[int]]:
     """One measured push from a fresh registry and cache: (seconds, bytes uploaded,
-    requests the registry answered, layers held before). A re-push (``all``) leaves the
+    requests the registry answered, layers held before). The set-up's writes are flushed
+    to disk first: an fsync (the registry committing a blob, the digest cache forgetting
+    an entry) also flushes whatever else is dirty on the file system, so the set-up
+    would otherwise slow the measured push by however much of it the kernel had not yet
+    written back. A re-push (``all``) leaves the
     registry and the cache as it found them, so it is pushed ``REPUSHES`` times on the
     same set-up and counts their median: such a push lasts about 50 ms, and one push
     varies by 10 % from the next."""
@@ -320,6 +325,7 @@ def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
     root = tempfile.mkdtemp(prefix="registry-", dir=workdir)
     with LocalRegistry(root, cache=case.cache) as registry:
         held = _prepare(registry, registry.host, image, case, profile, cache_dir)
+        os.sync()  # the set-up's writes are not the measured push's to flush (see _measure)
         registry.bandwidth = case.bandwidth
         registry.latency = case.latency
         seconds = []
