@@ -79,6 +79,31 @@ def test_each_stored_blob_pays_the_registry_fixed_cost_on_commit():
     assert r.total == pytest.approx(expected, rel=1e-12)
 
 
+def test_a_commit_flushes_only_the_stretch_not_yet_written_back():
+    # test_one_layer with a 100 MB/s commit: the whole 100 MB flush takes 1 s; a registry
+    # writing back every 30 MB flushes the last 10 MB only (0.1 s); the config's 2000
+    # bytes are flushed whole either way
+    machine = ZERO.with_options(registry_commit_rate=100 * MB)
+    whole = simulate([stored(100 * MB, "a")], PLAIN, bandwidth="100 MB/s", rtt="10 ms",
+                     machine=machine)
+    assert by_layer(whole, "commit")["a"] == pytest.approx((1.02, 2.03))
+    every = simulate([stored(100 * MB, "a")], PLAIN, bandwidth="100 MB/s", rtt="10 ms",
+                     machine=machine, registry=RegistrySettings(writeback_every=30 * MB))
+    assert by_layer(every, "commit")["a"] == pytest.approx((1.02, 1.13))
+    expected = 1.13 + (0.03 + 2 * CONFIG / (100 * MB)) + (0.01 + MANIFEST / (100 * MB))
+    assert every.total == pytest.approx(expected, rel=1e-12)
+
+
+def test_commit_bytes_is_the_last_stretch():
+    from layerlab.registry.backend import WRITEBACK_EVERY
+    from layerlab.simulate.inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
+
+    assert LOCAL_WRITEBACK_EVERY == WRITEBACK_EVERY
+    assert RegistrySettings.local().writeback_every == WRITEBACK_EVERY
+    assert [commit_bytes(n, 8) for n in (0, 5, 8, 9, 16, 17)] == [0, 5, 8, 1, 8, 1]
+    assert commit_bytes(17, 0) == 17
+
+
 def test_two_layers_share_the_bandwidth():
     # both bodies start at 0.02 at 50 MB/s each; the 50 MB one ends at 1.02; the rest
     # of the 100 MB one (50 MB) then goes alone at 100 MB/s: 1.52

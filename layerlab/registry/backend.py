@@ -26,7 +26,9 @@ from ..digest import CHUNK_SIZE, Digest
 from ..errors import UnsafePathError
 
 _SYNC_FILE_RANGE_WRITE = 2
-_KICK_EVERY = 8 << 20  # start writeback every 8 MiB so the final fsync waits for little
+WRITEBACK_EVERY = 8 << 20
+"""A durable upload starts writing its file back every this many bytes received, so the
+fsync of its commit waits only for the last stretch (at most this much)."""
 
 
 def _load_sync_file_range():
@@ -67,7 +69,7 @@ class FileUpload:
                 while view:
                     view = view[os.write(self._fd, view):]
         self.size += total
-        if self._durable and _sync_file_range and self.size - self._kicked >= _KICK_EVERY:
+        if self._durable and _sync_file_range and self.size - self._kicked >= WRITEBACK_EVERY:
             _sync_file_range(self._fd, self._kicked, self.size - self._kicked, _SYNC_FILE_RANGE_WRITE)
             self._kicked = self.size
 

@@ -24,7 +24,18 @@ if TYPE_CHECKING:
     from ..model import Image
 
 __all__ = ["LayerSpec", "Network", "RegistrySettings", "layers_from_image", "layer_specs",
-           "split_layers"]
+           "split_layers", "commit_bytes"]
+
+LOCAL_WRITEBACK_EVERY = 8 << 20  # layerlab.registry.backend.WRITEBACK_EVERY (tested equal)
+
+
+def commit_bytes(size: int, writeback_every: int) -> int:
+    """The bytes of a ``size``-byte blob still to flush when it is committed, when the
+    registry started writing it back every ``writeback_every`` bytes received (the
+    last stretch, still in flight or not started; 0: all of it)."""
+    if writeback_every <= 0 or size <= writeback_every:
+        return size
+    return (size - 1) % writeback_every + 1
 
 INF = math.inf
 
@@ -139,6 +150,9 @@ class RegistrySettings:
       ``cores`` requests are processed at once at most (``inf``: unlimited);
     * ``move_rate``: bytes/s of moving a committed blob into backend storage (``None``:
       the machine profile's ``registry_commit_rate``, by default free: a rename);
+    * ``writeback_every``: the registry starts writing a blob back to disk every this
+      many bytes it receives, so its commit flushes only the last stretch
+      (:func:`commit_bytes`; layerlab's registry: 8 MiB); 0: the whole blob;
     * ``colocated``: the registry runs on the client machine and shares its cores;
     * ``plain_http``: reached by plain HTTP without a proxy (a loopback registry): a
       re-push the client's digest cache vouches for sends its HEADs over a plain socket,
@@ -165,6 +179,7 @@ class RegistrySettings:
     colocated: bool = False
     plain_http: bool = False
     serial_throttle: bool = False
+    writeback_every: int = 0
     proxy_buffer: int | None = None
     proxy_disk_rate: float = 100e6
     proxy_memory_rate: float = INF
@@ -195,9 +210,10 @@ class RegistrySettings:
     def local(cls, cache: bool = True, verify: str = "stream") -> "RegistrySettings":
         """layerlab's :class:`~layerlab.registry.LocalRegistry` running in the pushing
         process, its bandwidth knob emulating the link (figures from the machine
-        profile): ``colocated``, ``plain_http`` and ``serial_throttle``."""
+        profile): ``colocated``, ``plain_http``, ``serial_throttle`` and its
+        ``writeback_every``."""
         return cls(cache=cache, verify=verify, colocated=True, plain_http=True,
-                   serial_throttle=True)
+                   serial_throttle=True, writeback_every=LOCAL_WRITEBACK_EVERY)
 
     def with_options(self, **changes: Any) -> "RegistrySettings":
         return replace(self, **changes)

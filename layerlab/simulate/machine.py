@@ -75,8 +75,10 @@ class MachineProfile:
       (creating the upload file, syncing it, moving it into place, linking it into the
       repository), seconds: mostly a wait for the disk, which holds no core; 0 in the
       shipped defaults (ANCHORS.md has no such figure);
-    * ``registry_commit_rate``: bytes/s of the commit itself (flushing the blob to disk
-      and moving it into place); ``inf`` when it costs nothing per byte;
+    * ``registry_commit_rate``: bytes/s of the commit itself (flushing to disk what of
+      the blob is not yet written back, see
+      :attr:`~layerlab.simulate.inputs.RegistrySettings.writeback_every`, and moving it
+      into place); ``inf`` when it costs nothing per byte;
     * ``registry_loop_rate``: with the registry's own bandwidth limit (``serial_throttle``),
       the bytes/s its receiving loop would pass if the limit cost nothing: the link then
       carries ``1 / (1/bandwidth + 1/registry_loop_rate)`` in all;

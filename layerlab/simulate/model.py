@@ -52,6 +52,7 @@ from copy import copy
 from typing import Any, Iterator
 
 from .engine import INF, Component, Parallel, Step, run
+from .inputs import commit_bytes
 from .plan import LayerPlan, Scenario, lookup_requests, plan_layers
 
 __all__ = ["run_scenario"]
@@ -179,7 +180,7 @@ def _commit_work(sc: Scenario, costs: _Costs, nbytes: int) -> tuple[Component, .
     if sc.registry.verify == "reread":
         work.append(Component(costs.registry_resources, nbytes / costs.reread, 1.0))
     if sc.registry.move_rate is not None or sc.machine.registry_commit_rate < INF:
-        work.append(Component(("backend",), float(nbytes)))
+        work.append(Component(("backend",), float(commit_bytes(nbytes, sc.registry.writeback_every))))
     return tuple(work)
 
 
