@@ -392,6 +392,7 @@ def _predict(case: Case, specs: Sequence[LayerSpec], machine: MachineProfile,
         "dominant_phase": predicted.dominant_phase,
         "cpu_factor": machine.probe_rate / base_rate if base_rate else 1.0,
         "cpu_capacity": machine.cpu,
+        "probes": [list(p) for p in probes],
     }
 
 
