@@ -270,8 +270,8 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
     from ..digest import digest_bytes
     from ..push.lean import LeanClient
     from ..registry import LocalRegistry
-    from .inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
     from ..sources.remote import RegistryClient
+    from .inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
 
     repo = "calibrate/blob"
     out: dict[str, float] = {}

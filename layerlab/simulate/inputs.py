@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["LayerSpec", "Network", "RegistrySettings", "layers_from_image", "layer_specs",
            "split_layers", "commit_bytes"]
 
+INF = math.inf
+
 LOCAL_WRITEBACK_EVERY = 8 << 20  # layerlab.registry.backend.WRITEBACK_EVERY (tested equal)
 
 
@@ -36,8 +38,6 @@ def commit_bytes(size: int, writeback_every: int) -> int:
     if writeback_every <= 0 or size <= writeback_every:
         return size
     return (size - 1) % writeback_every + 1
-
-INF = math.inf
 
 
 @dataclass(frozen=True)

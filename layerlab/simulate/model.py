@@ -180,7 +180,8 @@ def _commit_work(sc: Scenario, costs: _Costs, nbytes: int) -> tuple[Component, .
     if sc.registry.verify == "reread":
         work.append(Component(costs.registry_resources, nbytes / costs.reread, 1.0))
     if sc.registry.move_rate is not None or sc.machine.registry_commit_rate < INF:
-        work.append(Component(("backend",), float(commit_bytes(nbytes, sc.registry.writeback_every))))
+        flushed = commit_bytes(nbytes, sc.registry.writeback_every)
+        work.append(Component(("backend",), float(flushed)))
     return tuple(work)
 
 
@@ -296,10 +297,10 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
                bytes=sc.manifest_size, requests=1, outcome="pushed")
 
 
-def _join(m: Any, threads: int, phase: str, what: str) -> Iterator[Step]:
+def _join(per_thread: float, threads: int, phase: str, what: str) -> Iterator[Step]:
     """The main thread shutting down a finished pool of ``threads``."""
-    if m.client_thread_join_cost:
-        yield Step(phase, "", delay=threads * m.client_thread_join_cost,
+    if per_thread:
+        yield Step(phase, "", delay=threads * per_thread,
                    detail=f"{what}' {threads} threads joined")
 
 
@@ -321,7 +322,7 @@ def run_scenario(sc: Scenario):
             if queue:  # the pusher starts no checkers when no layer has a digest to check
                 checkers = min(16, len(queue))
                 yield Parallel(tuple(_checker(sc, costs.thread(), queue) for _ in range(checkers)))
-                yield from _join(m, checkers, "check", "the checkers")
+                yield from _join(m.client_thread_join_cost, checkers, "check", "the checkers")
             todo = [pl for pl in plans if not pl.exists]
         order = deque(sorted(todo, key=lambda pl: (-sc.layers[pl.index].uncompressed_size,
                                                    pl.index)))
@@ -330,7 +331,8 @@ def run_scenario(sc: Scenario):
             yield Parallel(tuple(_worker(sc, costs.thread(), order, check_first)
                                  for _ in range(workers)))
             if workers > 1:  # one worker runs on the main thread, without a pool
-                yield from _join(m, workers, "upload", "the upload workers")
+                yield from _join(m.client_thread_join_cost, workers, "upload",
+                                 "the upload workers")
         yield from _finish(sc, costs, lookups > 0)
         if m.client_push_overhead:
             yield Step("manifest", "manifest", delay=m.client_push_overhead,
