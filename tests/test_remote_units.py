@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-import requests
 
 from layerlab import mediatypes as mt
 from layerlab.digest import SCHEMA1_EMPTY_LAYER, digest_bytes
@@ -18,6 +17,7 @@ from layerlab.errors import (AuthenticationError, RegistryError, RegistryProtoco
 from layerlab.manifest import parse_manifest
 from layerlab.sources.remote import Credentials, RegistryClient, client_for, load_credentials
 from layerlab.sources.remote.auth import parse_challenges
+from layerlab.sources.remote.http import Response
 from layerlab.sources.remote.httputil import (error_from_response, is_loopback, parse_link_next,
                                               retry_after)
 from layerlab.sources.remote.image import synthesize_schema1_config
@@ -112,14 +112,9 @@ def test_credentials_errors(tmp_path):
         load_credentials("r", _config(tmp_path, {"credHelpers": {"r": "no-such-helper"}}))
 
 
-def _response(status: int, body: bytes, content_type: str, url: str = "http://r/v2/x") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response.headers["Content-Type"] = content_type
-    response._content = body
-    response.url = url
-    response.reason = {404: "Not Found", 502: "Bad Gateway", 400: "Bad Request", 403: "Forbidden"}[status]
-    return response
+def _response(status: int, body: bytes, content_type: str, url: str = "http://r/v2/x") -> Response:
+    reason = {404: "Not Found", 502: "Bad Gateway", 400: "Bad Request", 403: "Forbidden"}[status]
+    return Response.complete(status, body, {"Content-Type": content_type}, url, reason)
 
 
 def test_error_mapping():

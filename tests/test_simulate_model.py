@@ -22,7 +22,7 @@ CONFIG, MANIFEST = 2000, 1500
 ZERO = MachineProfile(
     cores=2, compress_rate={"zlib-6": 50 * MB, "isal-1": 100 * MB},
     ratio={"zlib-6": 2.0, "isal-1": 2.0}, sha256_rate=INF, client_request_overhead=0.0,
-    client_lean_request_overhead=0.0, client_connect_cost=0.0, client_thread_join_cost=0.0,
+    client_connect_cost=0.0, client_thread_join_cost=0.0,
     client_push_overhead=0.0, client_cache_write=0.0, registry_request_overhead=0.0,
     registry_lookup_cost=0.0, registry_cached_lookup_cost=0.0, registry_ingest_rate=INF,
     registry_reread_rate=100 * MB, registry_commit_rate=INF, registry_cores=1, disk_rate=INF,
@@ -305,20 +305,16 @@ def test_a_colocated_registry_sends_and_answers_a_head_burst_one_by_one():
     assert r.total == pytest.approx(0.0405)
 
 
-def test_a_re_push_the_cache_vouches_for_pays_the_lean_request_cost():
-    # one layer, serial: HEAD layer, HEAD config, HEAD manifest, each 10 ms + handling.
-    # The cache places everything in the repository: the lean client's 0.2 ms, not the
-    # full client's 2 ms; when the cache knows nothing, the full client's.
+def test_a_re_push_pays_the_client_request_cost_per_request():
+    # one layer, serial: HEAD layer, HEAD config, HEAD manifest, each 10 ms + 2 ms of the
+    # client's own handling, whether or not the cache knew where the blobs were.
     serial = PushProfile("t", concurrency=1, check_existing="always", compress_threads=1,
                          registry_lookup=False)
-    machine = ZERO.with_options(client_request_overhead=0.002,
-                                client_lean_request_overhead=0.0002)
-    lean = simulate([stored(MB, "l")], serial, rtt="10 ms", machine=machine, existing="all",
-                    known="all", registry=RegistrySettings.local())
-    assert lean.total == pytest.approx(3 * 0.0102)
-    full = simulate([stored(MB, "l")], serial, rtt="10 ms", machine=machine, existing="all",
-                    known="all", registry=RegistrySettings.local().with_options(plain_http=False))
-    assert full.total == pytest.approx(3 * 0.012)
+    machine = ZERO.with_options(client_request_overhead=0.002)
+    for known in ("all", "none"):
+        r = simulate([stored(MB, "l")], serial, rtt="10 ms", machine=machine, existing="all",
+                     known=known, registry=RegistrySettings.local())
+        assert r.total == pytest.approx(3 * 0.012)
 
 
 def test_each_thread_connects_before_its_first_request_to_a_colocated_registry():

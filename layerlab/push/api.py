@@ -11,7 +11,6 @@ from ..digest import Digest
 from ..model import Image, ImageIndex
 from ..reference import ArchiveReference, LayoutReference, RegistryReference, parse_reference
 from .cache import DigestCache
-from .lean import LeanClient, lean_eligible
 from .profiles import PushProfile, get_profile
 from .result import PushResult
 
@@ -130,10 +129,6 @@ class _Session:
         self.client_options = client_options
         self.client = client
         self.own_client = client is None
-        self.lean = None
-        if self.own_client and "auth" not in client_options \
-                and lean_eligible(dest.registry, client_options):
-            self.lean = LeanClient(dest.registry, timeout=client_options.get("timeout", 30.0))
 
     def _client(self) -> Any:
         if self.client is None:
@@ -149,7 +144,7 @@ class _Session:
 
             image = schema1_as_schema2(image)
         return Pusher(image, self.dest, self.profile, self.client, self.cache, self.lookup,
-                      progress=self.progress, temp_dir=self.temp_dir, lean=self.lean,
+                      progress=self.progress, temp_dir=self.temp_dir,
                       client_factory=self._client, by_digest=by_digest).run()
 
     def push_index(self, index: ImageIndex, dest: RegistryReference, nested: bool = False) -> PushResult:
@@ -201,8 +196,6 @@ class _Session:
             platforms=tuple(results))
 
     def close(self) -> None:
-        if self.lean is not None:
-            self.lean.close()
         if self.own_client and self.client is not None:
             self.client.close()
 

@@ -27,7 +27,6 @@ from ..model import Image, Layer
 from ..reference import RegistryReference
 from .cache import CacheRecord, DigestCache
 from .compress import CompressingStream, CompressionSettings
-from .lean import LeanClient, NeedFullClient
 from .lookup import Known
 from .manifests import build_manifest, config_descriptor, same_content
 from .memory import keep_freed_buffers
@@ -47,11 +46,10 @@ class Pusher:
                  cache: DigestCache | None, lookup: tuple[str, ...] = (),
                  progress: bool = True, temp_dir: str | None = None,
                  client_factory: Callable[[], Any] | None = None,
-                 lean: LeanClient | None = None, by_digest: bool = False) -> None:
+                 by_digest: bool = False) -> None:
         """``client`` is a RegistryClient, or None with ``client_factory`` to make one only
-        when needed; ``lean`` (optional) answers the HEADs of a re-push the cache says is
-        complete without the full client (see :mod:`.lean`). ``by_digest``: put the
-        manifest under its own digest, not the destination's tag (an index's children)."""
+        when needed. ``by_digest``: put the manifest under its own digest, not the
+        destination's tag (an index's children)."""
         self.image = image
         self.dest = destination
         self.by_digest = by_digest
@@ -60,8 +58,6 @@ class Pusher:
         self._client = client
         self._client_factory = client_factory
         self._client_lock = threading.Lock()
-        self.lean = lean
-        self._lean_all = lean
         self.cache = cache if profile.use_cache else None
         self.lookup_refs = lookup
         threads = profile.compress_threads or (os.cpu_count() or 1)
@@ -90,26 +86,14 @@ class Pusher:
 
     @property
     def requests(self) -> int:
-        """HTTP requests this push sent (through the lean and the full client)."""
-        full = getattr(self._client, "request_count", 0) - self._requests0 if self._client else 0
-        return full + (self._lean_all.request_count if self._lean_all is not None else 0)
-
-    def _head(self, method: str, reference: str) -> Any:
-        """``head_blob``/``head_manifest`` in the destination repository: by the lean
-        client while it can answer, else by the full one."""
-        lean = self.lean
-        if lean is not None:
-            try:
-                return getattr(lean, method)(self.dest.repository, reference)
-            except NeedFullClient:
-                self.lean = None
-        return getattr(self.client, method)(self.dest.repository, reference)
+        """HTTP requests this push sent."""
+        return getattr(self._client, "request_count", 0) - self._requests0 if self._client else 0
 
     def _head_blob(self, digest: str) -> int | None:
-        return self._head("head_blob", digest)
+        return self.client.head_blob(self.dest.repository, digest)
 
     def _head_manifest(self, reference: str) -> Descriptor | None:
-        return self._head("head_manifest", reference)
+        return self.client.head_manifest(self.dest.repository, reference)
 
     # per layer: check, mount, upload ----------------------------------------------------
     def _ordered(self, task: LayerTask) -> list[Known]:
@@ -367,8 +351,6 @@ class Pusher:
         tasks, media_type = plan_layers(self.image, self.profile.manifest_format, self.settings,
                                         self.dest)
         add_cached(tasks, self.cache, self.dest.registry, self.settings)
-        if not all(any(self.dest.repository in k.repositories for k in t.known) for t in tasks):
-            self.lean = None  # not a re-push the cache vouches for: the full client it is
         existing = None
         if self.profile.registry_lookup:
             existing = add_from_registry(tasks, lambda: self.client, self.log, self.dest,

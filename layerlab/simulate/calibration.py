@@ -10,9 +10,11 @@ samples with ``quick=True`` so it takes a few seconds):
   through the pusher's own block compressor when it is importable;
 * sha256 throughput; temporary-file write+read throughput;
 * with ``registry=True``, :class:`~layerlab.registry.LocalRegistry` on loopback: the
-  time of a request (a HEAD of a missing blob) over a plain socket, booked as the
-  registry's ``registry_request_overhead``, and what the pusher's full HTTP client adds
-  to it (``client_request_overhead``); what a new thread with a new connection adds to
+  time of a request (a HEAD of a missing blob) through the bare HTTP layer
+  (:class:`~layerlab.sources.remote.http.HttpClient`), booked as the registry's
+  ``registry_request_overhead``, and what the registry client (auth, retries, error
+  mapping) adds to it (``client_request_overhead``, refined by the validation from the
+  pusher's own re-pushes); what a new thread with a new connection adds to
   its first request, the registry answering after ``CALIBRATION_RTT``
   (``client_connect_cost``), and shutting such a thread down when its pool is done
   (``client_thread_join_cost``); through the full client, the extra of a
@@ -242,16 +244,16 @@ def _thread_costs(host: str, repo: str, missing: str, repeat: int, threads: int 
     should be answering after ``CALIBRATION_RTT``, as over a link."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..push.lean import LeanClient
+    from ..sources.remote import RegistryClient
 
-    def burst(client: LeanClient, pool: ThreadPoolExecutor) -> float:
+    def burst(client: RegistryClient, pool: ThreadPoolExecutor) -> float:
         t0 = time.perf_counter()
         list(pool.map(lambda _: client.head_blob(repo, missing), range(threads)))
         return time.perf_counter() - t0
 
     extra, join = [], []
     for _ in range(max(3, repeat)):
-        client = LeanClient(host)
+        client = RegistryClient(host)
         pool = ThreadPoolExecutor(threads)
         try:
             cold = burst(client, pool)
@@ -268,23 +270,24 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
     """Per-request time, lookup costs, ingest, commit and re-read rates of the local
     registry on loopback (see the module docstring)."""
     from ..digest import digest_bytes
-    from ..push.lean import LeanClient
     from ..registry import LocalRegistry
     from ..sources.remote import RegistryClient
+    from ..sources.remote.http import HttpClient
     from .inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
 
     repo = "calibrate/blob"
     out: dict[str, float] = {}
     with LocalRegistry() as registry, RegistryClient(registry.host) as client:
-        lean = LeanClient(registry.host)
+        bare_http = HttpClient()  # the HTTP exchange alone: no auth, retries, error mapping
         missing = "sha256:" + "0" * 64
+        url = f"{client.base_url}/v2/{repo}/blobs/{missing}"
         client.head_blob(repo, missing)  # warm the connections
-        lean.head_blob(repo, missing)
+        bare_http.request("HEAD", url).close()
         count = 10 * repeat
         try:
-            bare = _median_time(lambda: lean.head_blob(repo, missing), count)
+            bare = _median_time(lambda: bare_http.request("HEAD", url).close(), count)
         finally:
-            lean.close()
+            bare_http.close()
         registry.latency = CALIBRATION_RTT  # as the pusher's requests meet it (see there)
         try:
             out["client_connect_cost"], out["client_thread_join_cost"] = _thread_costs(

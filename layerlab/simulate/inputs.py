@@ -154,9 +154,6 @@ class RegistrySettings:
       many bytes it receives, so its commit flushes only the last stretch
       (:func:`commit_bytes`; layerlab's registry: 8 MiB); 0: the whole blob;
     * ``colocated``: the registry runs on the client machine and shares its cores;
-    * ``plain_http``: reached by plain HTTP without a proxy (a loopback registry): a
-      re-push the client's digest cache vouches for sends its HEADs over a plain socket,
-      at the machine's ``client_lean_request_overhead`` (:mod:`layerlab.push.lean`);
     * ``serial_throttle``: the bandwidth limit is enforced by the registry itself, in the
       loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN): the time
       the loop spends on each byte adds to the limit's, so the link carries
@@ -177,7 +174,6 @@ class RegistrySettings:
     move_rate: float | None = None
     cores: float | None = None
     colocated: bool = False
-    plain_http: bool = False
     serial_throttle: bool = False
     writeback_every: int = 0
     proxy_buffer: int | None = None
@@ -210,9 +206,8 @@ class RegistrySettings:
     def local(cls, cache: bool = True, verify: str = "stream") -> "RegistrySettings":
         """layerlab's :class:`~layerlab.registry.LocalRegistry` running in the pushing
         process, its bandwidth knob emulating the link (figures from the machine
-        profile): ``colocated``, ``plain_http``, ``serial_throttle`` and its
-        ``writeback_every``."""
-        return cls(cache=cache, verify=verify, colocated=True, plain_http=True,
+        profile): ``colocated``, ``serial_throttle`` and its ``writeback_every``."""
+        return cls(cache=cache, verify=verify, colocated=True,
                    serial_throttle=True, writeback_every=LOCAL_WRITEBACK_EVERY)
 
     def with_options(self, **changes: Any) -> "RegistrySettings":

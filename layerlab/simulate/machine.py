@@ -49,9 +49,6 @@ class MachineProfile:
     * ``compress_rate``: key -> bytes/s of input per core; ``ratio``: key -> typical ratio;
     * ``sha256_rate``: bytes/s per core;
     * ``client_request_overhead``: client CPU/latency per HTTP request, seconds;
-    * ``client_lean_request_overhead``: the same for the HEADs of a re-push the digest
-      cache vouches for, which the pusher sends over a plain socket
-      (:mod:`layerlab.push.lean`) to a registry reached by plain HTTP, seconds;
     * ``client_connect_cost``: starting one of the pusher's threads and opening its
       connection to a colocated registry (the registry accepting it), seconds;
     * ``client_thread_join_cost``: shutting down one thread of a pool of the pusher's
@@ -96,7 +93,6 @@ class MachineProfile:
     ratio: Mapping[str, float] = field(default_factory=dict)
     sha256_rate: float = 2028 * MB
     client_request_overhead: float = 0.0005
-    client_lean_request_overhead: float = 0.0001
     client_connect_cost: float = 0.0005
     client_thread_join_cost: float = 0.0001
     client_push_overhead: float = 0.005
@@ -171,7 +167,6 @@ class MachineProfile:
             registry_reread_rate=self.registry_reread_rate * factor,
             registry_loop_rate=self.registry_loop_rate * factor,
             client_request_overhead=self.client_request_overhead / factor,
-            client_lean_request_overhead=self.client_lean_request_overhead / factor,
             client_connect_cost=self.client_connect_cost / factor,
             client_thread_join_cost=self.client_thread_join_cost / factor,
             client_push_overhead=self.client_push_overhead / factor,

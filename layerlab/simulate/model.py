@@ -36,8 +36,7 @@ Every request waits ``rtt`` plus ``client_request_overhead + request_overhead +
 lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock; a
 request without a body also queues on ``request_lock``: such requests are handled one
 after another in arrival order, so a burst of HEADs finishes one by one, not all
-together at the end). A re-push the digest cache vouches for, to a ``plain_http``
-registry, pays ``client_lean_request_overhead`` instead (the pusher's plain-socket HEADs).
+together at the end).
 With a colocated registry, each of the pusher's threads (the main one, every checker and
 every upload worker) also pays ``client_connect_cost`` under the lock before its first
 request: starting the thread and opening its connection, the registry accepting it.
@@ -82,9 +81,7 @@ class _Costs:
         self.reread = r.reread_rate if r.reread_rate is not None else m.registry_reread_rate
         self.colocated = r.colocated
         self.fresh = False  # this thread has not connected yet (see thread())
-        lean = (r.plain_http and sc.profile.use_cache
-                and all(sc.known.get(i) == sc.repository for i in range(len(sc.layers))))
-        self.client = m.client_lean_request_overhead if lean else m.client_request_overhead
+        self.client = m.client_request_overhead
         self.registry_resources = ("registry", "cpu", "gil") if r.colocated else ("registry",)
 
     def thread(self) -> "_Costs":

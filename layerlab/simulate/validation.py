@@ -190,7 +190,7 @@ _FASTER = ("compress_rate", "sha256_rate", "registry_ingest_rate", "registry_rer
            "registry_loop_rate",
            "registry_commit_rate", "disk_rate", "probe_rate", "probe_parallelism",
            "cpu_capacity")
-_SHORTER = ("client_request_overhead", "client_lean_request_overhead", "client_connect_cost",
+_SHORTER = ("client_request_overhead", "client_connect_cost",
             "client_thread_join_cost",
             "client_push_overhead", "client_cache_write", "client_stream_cost",
             "registry_request_overhead", "registry_lookup_cost", "registry_cached_lookup_cost",
@@ -223,9 +223,9 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     """``machine`` with the pusher's own costs read from the timelines of real re-pushes
     (everything present, one layer at a time, no latency): ``client_push_overhead`` is
     the time before the first and after the last event (planning, the digest cache);
-    ``client_lean_request_overhead`` the median HEAD as the pusher saw it (such a
-    re-push sends its HEADs over a plain socket) less the registry's own time and the
-    round trip, plus the gaps between consecutive requests; these re-pushes wait on a
+    ``client_request_overhead`` the median HEAD as the pusher saw it less the
+    registry's own time and the round trip, plus the gaps between consecutive requests
+    (the pusher's bookkeeping between requests); these re-pushes wait on a
     ``CALIBRATION_RTT`` round trip, because a request that waits costs more than one
     answered at once;
     ``client_stream_cost`` the seconds per byte of unthrottled uploads of one layer at
@@ -277,7 +277,7 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     if fixed:
         changes["client_push_overhead"] = max(0.0, statistics.median(fixed))
     if per_request:
-        changes["client_lean_request_overhead"] = max(0.0, statistics.median(per_request) - server)
+        changes["client_request_overhead"] = max(0.0, statistics.median(per_request) - server)
     return machine.with_options(**changes)
 
 

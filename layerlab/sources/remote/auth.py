@@ -21,11 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-import requests
-
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
 from .credentials import Credentials
+from .http import Response
 from .httputil import is_retryable_status
 
 __all__ = ["Challenge", "parse_challenges", "Authenticator"]
@@ -77,7 +76,7 @@ class _Token:
     expires_at: float
 
 
-Fetch = Callable[..., requests.Response]
+Fetch = Callable[..., Response]
 
 
 class Authenticator:

@@ -6,20 +6,14 @@ import io
 import re
 from typing import TYPE_CHECKING
 
-import requests
-import urllib3.exceptions
-
 from ...errors import RegistryProtocolError, RegistryUnavailableError
-from .httputil import connection_reason
+from .http import HttpFailure, Response
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import RegistryClient
 
 __all__ = ["BlobStream"]
 
-BROKEN_STREAM = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
-           urllib3.exceptions.DecodeError, requests.RequestException, ConnectionError,
-           TimeoutError)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -42,14 +36,14 @@ class BlobStream(io.RawIOBase):
         self._pos = start
         self._end = end
         self._stop: int | None = None if end is None else end + 1  # absolute, exclusive
-        self._response: requests.Response | None = None
+        self._response: Response | None = None
         self._resumes = 0
 
     def readable(self) -> bool:
         return True
 
     def _open(self) -> None:
-        headers = {"Accept-Encoding": "identity"}
+        headers = {}
         ranged = self._pos > 0 or self._end is not None
         if ranged:
             headers["Range"] = f"bytes={self._pos}-{'' if self._end is None else self._end}"
@@ -73,7 +67,7 @@ class BlobStream(io.RawIOBase):
         if self._pos:  # the registry ignored Range: skip what we already have
             remaining = self._pos
             while remaining:
-                chunk = response.raw.read(min(remaining, 1 << 20), decode_content=True)
+                chunk = response.read(min(remaining, 1 << 20))
                 if not chunk:
                     raise RegistryProtocolError(
                         f"GET {response.url}: blob shorter than {self._pos} bytes", url=response.url)
@@ -104,9 +98,9 @@ class BlobStream(io.RawIOBase):
                         return 0
             assert self._response is not None
             try:
-                data = self._response.raw.read(want, decode_content=True)
-            except BROKEN_STREAM as exc:
-                self._resume(connection_reason(exc))
+                data = self._response.read(want)
+            except HttpFailure as exc:
+                self._resume(exc.reason)
                 continue
             if not data:
                 if self._stop is not None and self._pos < self._stop:

@@ -11,14 +11,13 @@ import io
 import json
 from typing import BinaryIO
 
-import requests
-
 from ...blobio import VerifyingReader
 from ...digest import Digest, digest_bytes
 from ...errors import RegistryProtocolError
 from ...manifest import Descriptor, Manifest, parse_manifest
 from ...mediatypes import MANIFEST_ACCEPT, SCHEMA1_MANIFESTS
 from .blobstream import BlobStream
+from .http import Response
 from .httputil import add_query, describe_body, join_url, parse_link_next
 from .transport import Transport
 from .upload import BlobUpload
@@ -30,7 +29,7 @@ MAX_PAGES = 10_000  #: a listing longer than this many pages is an error
 
 
 class RegistryClient(Transport):
-    """One registry host; a pooled ``requests.Session``; auth (Basic/Bearer, token cache
+    """One registry host; pooled keep-alive connections; auth (Basic/Bearer, token cache
     per scope) and bounded retries with exponential backoff (connection errors,
     429 honouring ``Retry-After``, 5xx).
 
@@ -177,10 +176,10 @@ class RegistryClient(Transport):
                                         f"{digest}, got {actual}", url=fetched.url)
         return fetched.body
 
-    def _upload_of(self, response: requests.Response, repository: str) -> BlobUpload:
+    def _upload_of(self, response: Response, repository: str) -> BlobUpload:
         location = response.headers.get("Location")
         if not location:
-            raise RegistryProtocolError(f"{response.request.method} {response.url}: 202 without Location",
+            raise RegistryProtocolError(f"{response.method} {response.url}: 202 without Location",
                                         url=response.url)
         offset = BlobUpload.offset_from(response)
         return BlobUpload(self, repository, join_url(response.url, location), offset or 0)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
 from typing import Any, Mapping
 from urllib.parse import urljoin
 
-import requests
-
-from ...reference import is_loopback
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
+from ...reference import is_loopback
+from .http import Response
 
 __all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_response",
-           "connection_reason", "is_retryable_status", "parse_link_next"]
+           "is_retryable_status", "parse_link_next"]
 
 #: statuses worth retrying: too many requests and transient server errors
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -53,6 +51,8 @@ def retry_after(headers: Mapping[str, str], default: float) -> float:
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
@@ -65,25 +65,8 @@ def is_retryable_status(status: int) -> bool:
     return status in RETRYABLE_STATUSES
 
 
-def connection_reason(exc: BaseException) -> str:
-    """A one-line reason out of requests' long connection error messages."""
-    text = str(exc)
-    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    if match:
-        return match.group(1).strip()
-    for key in ("Connection refused", "timed out", "Name or service not known",
-                "Connection reset", "Connection aborted", "RemoteDisconnected",
-                "IncompleteRead", "certificate verify failed", "wrong version number"):
-        if key in text:
-            return key[0].lower() + key[1:]
-    return type(exc).__name__ + (f": {text[:120]}" if text else "")
-
-
-def _error_entries(response: requests.Response) -> list[dict[str, Any]]:
-    try:
-        body = response.content[:_ERROR_BODY_LIMIT]
-    except requests.RequestException:
-        return []
+def _error_entries(response: Response) -> list[dict[str, Any]]:
+    body = response.content[:_ERROR_BODY_LIMIT]
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -100,7 +83,7 @@ def describe_body(headers: Mapping[str, str]) -> str:
     return kind or "a body without Content-Type"
 
 
-def error_from_response(response: requests.Response, method: str,
+def error_from_response(response: Response, method: str,
                         attempts: int = 1) -> RegistryError:
     """The :class:`RegistryError` (subclass) for an unexpected status, carrying the
     registry's first error code, the HTTP status and the URL."""

@@ -8,27 +8,18 @@ HTTP ``status`` and the ``url``.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import random
 import threading
 import time
-import warnings
-from types import SimpleNamespace
 from typing import Any, Mapping, NamedTuple
-from urllib.parse import urlsplit
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-
-from ...errors import RegistryError, RegistryProtocolError, RegistryUnavailableError
+from ...errors import RegistryProtocolError, RegistryUnavailableError
 from .auth import Authenticator
-from .blobstream import BROKEN_STREAM
 from .credentials import Credentials, load_credentials
-from .httputil import (api_host, connection_reason, error_from_response, is_loopback,
-                       is_retryable_status, retry_after)
+from .http import HttpClient, HttpFailure, Response, TlsFailure
+from .httputil import api_host, error_from_response, is_loopback, is_retryable_status, retry_after
 
 __all__ = ["Transport", "Fetched"]
 
@@ -50,30 +41,6 @@ def _replayable(data: Any) -> tuple[bool, int | None]:
     return False, None
 
 
-def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """A no-op ``requests`` auth: keeps requests from adding ``~/.netrc`` credentials."""
-    return request
-
-
-@contextlib.contextmanager
-def _no_insecure_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        yield
-
-
-def _as_requests_response(response: urllib3.BaseHTTPResponse, url: str, body: bytes) -> requests.Response:
-    """A ``requests.Response`` view of an error answer (for :func:`error_from_response`)."""
-    out = requests.Response()
-    out.status_code = response.status
-    out.headers = requests.structures.CaseInsensitiveDict(response.headers)
-    out.url = url
-    out.reason = response.reason or ""
-    out._content = body
-    out._content_consumed = True
-    return out
-
-
 class Fetched(NamedTuple):
     """A small body fetched whole, with the response's headers, final URL and status."""
 
@@ -84,7 +51,7 @@ class Fetched(NamedTuple):
 
 
 class Transport:
-    """A pooled ``requests.Session`` to one registry host with auth (Basic/Bearer, token
+    """Pooled keep-alive connections (:class:`~.http.HttpClient`) to one registry host with auth (Basic/Bearer, token
     cache per scope) and bounded retries with exponential backoff (connection errors,
     429 honouring ``Retry-After``, 5xx). See :class:`RegistryClient` for the API.
 
@@ -109,23 +76,14 @@ class Transport:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["User-Agent"] = user_agent
-        self.session.trust_env = not loopback  # no proxies for loopback registries
-        self.session.auth = _no_netrc  # credentials come from the challenge flow only
-        if insecure:
-            self.session.verify = False
+        self.http = HttpClient(timeout=timeout, verify=not insecure,
+                               trust_env=not loopback,  # no proxies for loopback registries
+                               pool_size=pool_size, headers={"User-Agent": user_agent})
         explicit = Credentials(*auth) if auth is not None else None
         self._auth = Authenticator(
             lambda method, url, **kw: self._send(method, url, None, kw)[0],
             (lambda: explicit) if explicit is not None else (lambda: load_credentials(registry, docker_config)))
         self._switch_lock = threading.Lock()
-        self._pools: dict[str, Any] = {}
-        self._urllib3_timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        self._fast_ok = not self.session.trust_env or not requests.utils.get_environ_proxies(self.base_url)
         self.request_count = 0  #: HTTP requests sent so far, every attempt (statistics)
         self._count_lock = threading.Lock()
 
@@ -139,7 +97,7 @@ class Transport:
     # --- context manager ------------------------------------------------------------------
     def close(self) -> None:
         """Close the pooled connections."""
-        self.session.close()
+        self.http.close()
 
     def __enter__(self):
         return self
@@ -172,10 +130,6 @@ class Transport:
     def sleep_backoff(self, attempt: int) -> None:
         time.sleep(self.backoff_delay(attempt))
 
-    def _quiet(self) -> contextlib.AbstractContextManager:
-        """Silence urllib3's per-request warning when TLS checks were turned off on purpose."""
-        return _no_insecure_warnings() if self.insecure else contextlib.nullcontext()
-
     def _switch_to_http(self, url: str) -> str:
         with self._switch_lock:
             if not self.plain_http:
@@ -186,43 +140,44 @@ class Transport:
         return "http://" + url.split("://", 1)[1] if url.startswith("https://") else url
 
     def _send(self, method: str, url: str, authorization: str | None,
-              kwargs: dict[str, Any]) -> tuple[requests.Response, int]:
-        """Send with retries (no auth handling); return the response and attempts used."""
-        kwargs = dict(kwargs)
-        headers = dict(kwargs.pop("headers", None) or {})
+              kwargs: dict[str, Any]) -> tuple[Response, int]:
+        """Send with retries (no auth handling); return the response and attempts used.
+        Unless ``stream`` is true the body is read before returning (and a body cut
+        short is retried like a failed connection)."""
+        headers = dict(kwargs.get("headers") or {})
         if authorization:
             headers["Authorization"] = authorization
-        kwargs.setdefault("allow_redirects", True)
-        kwargs.setdefault("timeout", (self.timeout, self.timeout))
-        replay, position = _replayable(kwargs.get("data"))
+        data = kwargs.get("data")
+        stream = kwargs.get("stream", False)
+        replay, position = _replayable(data)
         attempt = 0
         while True:
             attempt += 1
             if attempt > 1 and position is not None:
-                kwargs["data"].seek(position)
+                data.seek(position)
             try:
-                with self._quiet():
-                    self._count_request()
-                    response = self.session.request(method, url, headers=headers, **kwargs)
-            except requests.exceptions.SSLError as exc:
+                self._count_request()
+                response = self.http.request(method, url, headers=headers, body=data,
+                                             params=kwargs.get("params"),
+                                             allow_redirects=kwargs.get("allow_redirects", True))
+                if not stream:
+                    response.preload()
+            except TlsFailure as exc:
                 if self._may_fall_back and url.startswith("https://") and url.startswith(self.base_url):
                     url = self._switch_to_http(url)
                     attempt -= 1
                     continue
                 raise RegistryUnavailableError(
-                    f"{method} {url}: TLS failed ({connection_reason(exc)}); for a registry "
+                    f"{method} {url}: TLS failed ({exc.reason}); for a registry "
                     "without valid TLS use --insecure or --plain-http", url=url) from None
-            except (requests.ConnectionError, requests.Timeout, *BROKEN_STREAM) as exc:
-                reason = connection_reason(exc)
+            except HttpFailure as exc:
                 if attempt > self.retries or not replay:
                     raise RegistryUnavailableError(
-                        f"{method} {url}: cannot reach the registry ({reason})"
+                        f"{method} {url}: cannot reach the registry ({exc.reason})"
                         + (f" after {attempt} attempts" if attempt > 1 else ""), url=url) from None
-                log.debug("%s %s: %s, retrying", method, url, reason)
+                log.debug("%s %s: %s, retrying", method, url, exc.reason)
                 self.sleep_backoff(attempt)
                 continue
-            except requests.RequestException as exc:
-                raise RegistryError(f"{method} {url}: {exc}", url=url) from None
             status = response.status_code
             if is_retryable_status(status) and attempt <= self.retries and replay:
                 delay = retry_after(response.headers, self.backoff_delay(attempt))
@@ -234,12 +189,13 @@ class Transport:
 
     def request(self, method: str, path_or_url: str, *, repository: str | None = None,
                 actions: str = "pull", expected: tuple[int, ...] = (200,),
-                scopes: tuple[str, ...] = (), **kwargs: Any) -> requests.Response:
+                scopes: tuple[str, ...] = (), **kwargs: Any) -> Response:
         """Send one API request: authenticated, retried, with timeouts; raise a
         :class:`RegistryError` (``AuthenticationError``, ``RegistryUnavailableError``,
         ``RegistryProtocolError``) unless the status is in ``expected``. ``repository`` and
         ``actions`` (plus any extra ``scopes``) say what token scope to ask for.
-        ``kwargs`` go to ``requests`` (``headers``, ``data``, ``params``, ``stream``)."""
+        ``kwargs``: ``headers``, ``data`` (the body, see :meth:`.http.HttpClient.request`),
+        ``params``, ``stream`` (leave the body unread), ``allow_redirects``."""
         url = self.url(path_or_url)
         scope = self.scopes(repository, actions, scopes)
         sent = self._auth.header(scope)
@@ -258,98 +214,9 @@ class Transport:
                 if refused is not None:
                     raise refused
         if response.status_code not in expected:
-            if kwargs.get("stream"):
-                try:
-                    response._content = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True)
-                except BROKEN_STREAM:
-                    response._content = b""
-                response._content_consumed = True
-            response.close()
+            response.preload(_ERROR_BODY_LIMIT)
             raise error_from_response(response, method, attempts)
         return response
-
-    def _fast_pool(self, url: str):
-        """The urllib3 pool requests would use for ``url`` (same connections), cached."""
-        origin = url.split("/", 3)[:3]
-        key = "/".join(origin)
-        pool = self._pools.get(key)
-        if pool is None or pool.pool is None:
-            adapter = self.session.get_adapter(url)
-            pool = adapter.get_connection_with_tls_context(  # type: ignore[attr-defined]
-                SimpleNamespace(url=url), self.session.verify, None, None)
-            self._pools[key] = pool
-        return pool
-
-    def _fast_get(self, url: str, headers: dict[str, str], scope: tuple[str, ...],
-                  limit: int, what: str) -> Fetched | None:
-        """A plain ``GET`` straight on requests' connection pool, skipping its per-request
-        machinery (about half the CPU per request, which matters for hundreds of small
-        manifests). Same policy as :meth:`request` (auth challenge, retries on 429/5xx,
-        error mapping); connection errors and redirects return ``None`` so the caller
-        takes the full :meth:`request` path."""
-        if not self._fast_ok:
-            return None
-        sent = self._auth.header(scope)
-        all_headers = {"User-Agent": self.session.headers["User-Agent"],
-                       "Accept-Encoding": "gzip, deflate", **headers}
-        parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        attempt, challenged = 0, False
-        while True:
-            attempt += 1
-            if sent:
-                all_headers["Authorization"] = sent
-            try:
-                pool = self._fast_pool(url)
-                with self._quiet():
-                    self._count_request()
-                    response = pool.urlopen("GET", target, headers=all_headers, redirect=False,
-                                            retries=False, timeout=self._urllib3_timeout,
-                                            preload_content=False, assert_same_host=False)
-            except (urllib3.exceptions.HTTPError, OSError, ValueError):
-                return None
-            status = response.status
-            if status == 200:
-                break
-            if 300 <= status < 400:
-                response.release_conn()
-                response.close()
-                return None
-            try:
-                error_body = response.read(_ERROR_BODY_LIMIT, decode_content=True)
-            except (urllib3.exceptions.HTTPError, OSError):
-                error_body = b""
-            response.close()
-            response.release_conn()
-            if status == 401 and not challenged:
-                challenged = True
-                sent = self._auth.respond("GET", url, response.headers, scope, sent)
-                attempt -= 1
-                continue
-            if status == 401:
-                refused = self._auth.refusal("GET", url, response.headers, sent)
-                if refused is not None:
-                    raise refused
-            if is_retryable_status(status) and attempt <= self.retries:
-                time.sleep(retry_after(response.headers, self.backoff_delay(attempt)))
-                continue
-            raise error_from_response(_as_requests_response(response, url, error_body), "GET", attempt)
-        try:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                response.close()
-                raise RegistryProtocolError(f"GET {url}: {what} of {int(length)} bytes exceeds "
-                                            f"the {limit}-byte limit", url=url)
-            body = response.read(limit + 1, decode_content=True)
-            if len(body) > limit:
-                response.close()
-                raise RegistryProtocolError(f"GET {url}: {what} exceeds the {limit}-byte limit", url=url)
-        except (urllib3.exceptions.HTTPError, OSError):
-            response.close()
-            return None
-        finally:
-            response.release_conn()
-        return Fetched(body, requests.structures.CaseInsensitiveDict(response.headers), url, 200)
 
     def _get_limited(self, path_or_url: str, repository: str | None, limit: int, what: str,
                      headers: dict[str, str] | None = None,
@@ -357,9 +224,6 @@ class Transport:
         """GET a small body (manifest, config, listing page), at most ``limit`` bytes;
         retried when the body breaks mid-way."""
         url = self.url(path_or_url)
-        fast = self._fast_get(url, headers or {}, self.scopes(repository, "pull", scopes), limit, what)
-        if fast is not None:
-            return fast
         attempt = 0
         while True:
             attempt += 1
@@ -371,15 +235,15 @@ class Transport:
                     raise RegistryProtocolError(
                         f"GET {response.url}: {what} of {int(length)} bytes exceeds the "
                         f"{limit}-byte limit", url=response.url)
-                body = response.raw.read(limit + 1, decode_content=True)
+                body = response.read(limit + 1)
                 if len(body) > limit:
                     raise RegistryProtocolError(
                         f"GET {response.url}: {what} exceeds the {limit}-byte limit", url=response.url)
                 return Fetched(body, response.headers, response.url, response.status_code)
-            except BROKEN_STREAM as exc:
+            except HttpFailure as exc:
                 if attempt > self.retries:
                     raise RegistryUnavailableError(
-                        f"GET {response.url}: {what} body broken ({connection_reason(exc)}) "
+                        f"GET {response.url}: {what} body broken ({exc.reason}) "
                         f"after {attempt} attempts", url=response.url) from None
                 self.sleep_backoff(attempt)
             finally:

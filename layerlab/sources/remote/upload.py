@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, BinaryIO, Iterable
 
-import requests
-
 from ...digest import Digest
 from ...errors import RegistryProtocolError
+from .http import Response
 from .httputil import add_query, join_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +41,7 @@ class BlobUpload:
         return f"<BlobUpload {self.repository} offset={self.offset}>"
 
     @staticmethod
-    def offset_from(response: requests.Response) -> int | None:
+    def offset_from(response: Response) -> int | None:
         """The byte count a ``Range: 0-N`` header reports (``N + 1``), or ``None``.
 
         Distribution answers ``0-0`` both for an empty upload and for one byte; it is
@@ -53,12 +52,12 @@ class BlobUpload:
         end = int(match.group(2))
         return 0 if end == 0 else end + 1
 
-    def _follow(self, response: requests.Response) -> None:
+    def _follow(self, response: Response) -> None:
         location = response.headers.get("Location")
         if location:
             self.location = join_url(response.url, location)
 
-    def _request(self, method: str, url: str, expected: tuple[int, ...], **kwargs) -> requests.Response:
+    def _request(self, method: str, url: str, expected: tuple[int, ...], **kwargs) -> Response:
         return self.client.request(method, url, repository=self.repository, actions="pull,push",
                                    expected=expected, **kwargs)
 
