@@ -12,7 +12,10 @@ from typing import Callable
 
 import pytest
 
-from layerlab.sources.remote.http import Headers, HttpClient, HttpFailure, Response
+from conftest import require_tool
+from layerlab.registry import LocalRegistry
+from layerlab.sources.remote.http import Headers, HttpClient, HttpFailure, Response, TlsFailure
+from remote_servers import FrontProxy, self_signed_certificate
 
 
 @dataclass
@@ -270,3 +273,66 @@ def test_headers_and_complete_responses():
     done = Response.complete(404, b'{"errors": []}', {"Content-Type": "application/json"},
                              "http://r/v2/x", "Not Found")
     assert done.json() == {"errors": []} and done.read(3) == b'{"e' and done.finished
+
+
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (``CONNECT host:port``), logging what it was asked."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.asked: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb", buffering=0)
+        line = reader.readline().decode().strip()
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        self.asked.append(line)
+        host, _, port = line.split()[1].rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+        pump(conn, upstream)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_https_through_a_connect_tunnel(tmp_path, monkeypatch):
+    require_tool("openssl")
+    proxy = ConnectProxy()
+    monkeypatch.setenv("https_proxy", f"127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with LocalRegistry() as backend, \
+            FrontProxy(backend.host, tls=self_signed_certificate(tmp_path)) as tls:
+        url = f"https://127.0.0.1:{tls.port}/v2/"
+        with pytest.raises(TlsFailure, match="certificate verify failed"):
+            HttpClient(trust_env=True).request("GET", url)
+        client = HttpClient(trust_env=True, verify=False)
+        first = client.request("GET", url)
+        assert first.status_code == 200 and first.json() == {}
+        assert client.request("GET", url).status_code == 200
+        client.close()
+    assert proxy.asked == [f"CONNECT 127.0.0.1:{tls.port} HTTP/1.1"] * 2  # one per client
+    proxy.close()
