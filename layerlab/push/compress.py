@@ -20,11 +20,12 @@ import zlib
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ..digest import Digest, Hasher
 
-__all__ = ["CompressionSettings", "CompressingStream", "read_full", "GZIP_HEADER"]
+__all__ = ["CompressionSettings", "CompressingStream", "gzip_frames", "zstd_frames", "read_full",
+           "GZIP_HEADER"]
 
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """gzip header: deflate, no flags, mtime 0, no extra flags, OS 'unknown'."""
@@ -199,40 +200,53 @@ class CompressingStream(BlobStream):
         yield from self._blocks()
 
     def _gzip(self) -> Iterator[bytes]:
-        engine, level = self.settings.engine, self.settings.level
-        crc_fn = zlib.crc32
-        if engine == "isal":
-            from isal import isal_zlib
-
-            crc_fn = isal_zlib.crc32
-        yield GZIP_HEADER
-        crc = 0
-        total = 0
-        previous = b""
-        pending: deque[Any] = deque()
-        for block in self._blocks():
-            crc = crc_fn(block, crc)
-            total += len(block)
-            zdict = previous[-_WINDOW:]
-            previous = block
-            if self.pool is None:
-                yield _deflate_block(engine, level, block, zdict)
-                continue
-            pending.append(self.pool.submit(_deflate_block, engine, level, block, zdict))
-            if len(pending) >= self.window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-        yield _FINAL_EMPTY_BLOCK + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF)
+        return gzip_frames(self._blocks(), self.settings.engine, self.settings.level,
+                           self.pool, self.window)
 
     def _zstd(self) -> Iterator[bytes]:
-        import zstandard
+        return zstd_frames(self._blocks(), self.settings.level, self.settings.threads)
 
-        params = zstandard.ZstdCompressionParameters.from_level(
-            self.settings.level, threads=max(1, self.settings.threads))
-        cobj = zstandard.ZstdCompressor(compression_params=params).compressobj()
-        for block in self._blocks():
-            out = cobj.compress(block)
-            if out:
-                yield out
-        yield cobj.flush()
+
+def gzip_frames(blocks: Iterable[bytes], engine: str, level: int,
+                pool: Executor | None = None, window: int = 3) -> Iterator[bytes]:
+    """A gzip member of consecutive input ``blocks``, framed as described above: the
+    compression alone (no hashing), as :class:`CompressingStream` and the simulator's
+    calibration run it. ``pool`` deflates up to ``window`` blocks concurrently."""
+    crc_fn = zlib.crc32
+    if engine == "isal":
+        from isal import isal_zlib
+
+        crc_fn = isal_zlib.crc32
+    yield GZIP_HEADER
+    crc = 0
+    total = 0
+    previous = b""
+    pending: deque[Any] = deque()
+    for block in blocks:
+        crc = crc_fn(block, crc)
+        total += len(block)
+        zdict = previous[-_WINDOW:]
+        previous = block
+        if pool is None:
+            yield _deflate_block(engine, level, block, zdict)
+            continue
+        pending.append(pool.submit(_deflate_block, engine, level, block, zdict))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+    yield _FINAL_EMPTY_BLOCK + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF)
+
+
+def zstd_frames(blocks: Iterable[bytes], level: int, threads: int = 1) -> Iterator[bytes]:
+    """A zstd frame of consecutive input ``blocks`` (the ``zstandard`` library's own
+    worker threads; its output does not depend on their number), no hashing."""
+    import zstandard
+
+    params = zstandard.ZstdCompressionParameters.from_level(level, threads=max(1, threads))
+    cobj = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    for block in blocks:
+        out = cobj.compress(block)
+        if out:
+            yield out
+    yield cobj.flush()
