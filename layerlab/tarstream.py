@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 from .errors import CorruptArchiveError, UnsafePathError
 
@@ -35,13 +34,15 @@ def normalize_path(name: str, what: str) -> str:
     return "/".join(parts)
 
 
-@dataclass(frozen=True)
-class TarEntry:
-    """One entry of a layer tar.
+class TarEntry(NamedTuple):
+    """One entry of a layer tar (a named tuple: the header scans of whole images make
+    hundreds of thousands of them).
 
     ``path`` has no leading ``./`` or ``/``. For a whiteout ``dir/.wh.name``, ``whiteout``
     is the hidden path ``dir/name``; for an opaque marker ``dir/.wh..wh..opq``,
     ``opaque`` is True and ``whiteout`` is ``dir`` (whose lower contents it hides).
+    ``offset`` is where a file's data starts in the uncompressed tar, when the reader
+    knows it (:func:`layerlab.analysis.scan.scan_layer`), else ``-1``.
     """
 
     path: str
@@ -54,6 +55,7 @@ class TarEntry:
     linkname: str = ""
     whiteout: str | None = None
     opaque: bool = False
+    offset: int = -1
 
     @property
     def is_whiteout(self) -> bool:

@@ -14,7 +14,8 @@ import pytest
 from analysis_images import extract_archive_image, layer_tar, tree_listing, write_archive
 from conftest import require_tool
 from layerlab.analysis.filesystem import MergedFilesystem
-from layerlab.analysis.scan import ScannedEntry, scan_layer, scan_layers
+from layerlab.analysis.scan import scan_layer, scan_layers
+from layerlab.tarstream import TarEntry
 from layerlab.errors import CorruptArchiveError, UnsafePathError
 from layerlab.model import Layer
 from layerlab.sources import open_image
@@ -185,7 +186,7 @@ def test_edge_cases_against_reference_extraction(tmp_path):
 
 def test_write_fates_are_tracked():
     def e(path, size=1, kind="file", whiteout=None, opaque=False):
-        return ScannedEntry(path, kind, size, 0o644, 0, 0, 0.0, "", whiteout, opaque)
+        return TarEntry(path, kind, size, 0o644, 0, 0, 0.0, "", whiteout, opaque)
 
     fs = MergedFilesystem(track=True)
     fs.apply([e("d", 0, "dir"), e("d/a", 10), e("d/b", 20), e("f", 5), e("g", 7)], 0)
@@ -203,7 +204,7 @@ def test_hard_link_to_missing_target_is_a_warning(tmp_path):
     archive = write_archive(tmp_path / "hl.tar", [[("file", "a", b"a")]])
     image = open_image(str(archive))
     fs = MergedFilesystem()
-    fs.apply([ScannedEntry("b", "hardlink", 0, 0o644, 0, 0, 0.0, "missing")], 0)
+    fs.apply([TarEntry("b", "hardlink", 0, 0o644, 0, 0, 0.0, "missing")], 0)
     assert fs.warnings == ["layer 0: hard link b -> missing: target does not exist"]
     assert image.layers  # the archive itself is fine
 

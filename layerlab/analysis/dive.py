@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .scan import ScannedEntry
+from ..tarstream import TarEntry
 
 __all__ = ["DivePath", "DiveFigures", "dive_figures"]
 
@@ -66,10 +66,10 @@ class DiveFigures:
 
 
 # A layer tree is a flat dict: path -> entry (None for an implicit intermediate node).
-LayerTree = dict[str, ScannedEntry | None]
+LayerTree = dict[str, TarEntry | None]
 
 
-def _layer_tree(entries: Sequence[ScannedEntry]) -> LayerTree:
+def _layer_tree(entries: Sequence[TarEntry]) -> LayerTree:
     nodes: LayerTree = {}
     for entry in entries:
         path = entry.path
@@ -115,7 +115,7 @@ def _target(path: str) -> str:
 class _Node:
     __slots__ = ("entry", "children")
 
-    def __init__(self, entry: ScannedEntry | None) -> None:
+    def __init__(self, entry: TarEntry | None) -> None:
         self.entry = entry
         self.children: dict[str, _Node] = {}
 
@@ -135,7 +135,7 @@ class _StackedTree:
         for path in sorted(tree, key=_sort_key):
             self.add(path, tree[path])
 
-    def add(self, path: str, entry: ScannedEntry | None) -> None:
+    def add(self, path: str, entry: TarEntry | None) -> None:
         node = self.root
         for part in path.split("/"):
             child = node.children.get(part)
@@ -166,7 +166,7 @@ class _StackedTree:
                 self.add(path, tree[path])
 
 
-def dive_figures(layers: Sequence[Sequence[ScannedEntry]]) -> DiveFigures:
+def dive_figures(layers: Sequence[Sequence[TarEntry]]) -> DiveFigures:
     """dive's efficiency, wasted bytes and inefficient paths for layers given as entry
     lists (oldest first). Paths are reported without a leading ``/``."""
     layer_sizes = tuple(sum(e.size for e in entries) for entries in layers)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple
 
-from .scan import ScannedEntry
+from ..tarstream import TarEntry
 
 __all__ = ["FileState", "Write", "MergedFilesystem", "merge_layers", "FATES"]
 
@@ -40,7 +40,7 @@ class FileState(NamedTuple):
     implicit parent directories have ``ordinal == -1``.
     """
 
-    entry: ScannedEntry
+    entry: TarEntry
     layer: int
     ordinal: int
 
@@ -73,8 +73,8 @@ def _parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
-def _implicit_dir(path: str) -> ScannedEntry:
-    return ScannedEntry(path, "dir", 0, 0o755, 0, 0, 0.0)
+def _implicit_dir(path: str) -> TarEntry:
+    return TarEntry(path, "dir", 0, 0o755, 0, 0, 0.0)
 
 
 class MergedFilesystem:
@@ -165,7 +165,7 @@ class MergedFilesystem:
             self.children.setdefault(_parent(path), set()).add(path)
         self.files[path] = state
 
-    def apply(self, entries: Iterable[ScannedEntry], layer: int | None = None) -> None:
+    def apply(self, entries: Iterable[TarEntry], layer: int | None = None) -> None:
         """Apply one layer's entries (in tar order) on top of the current state."""
         if layer is None:
             layer = self.layers_applied
@@ -217,7 +217,7 @@ class MergedFilesystem:
         self.layers_applied = layer + 1
 
 
-def merge_layers(layer_entries: Iterable[Iterable[ScannedEntry]],
+def merge_layers(layer_entries: Iterable[Iterable[TarEntry]],
                  track: bool = False) -> MergedFilesystem:
     """The merged filesystem of layers given as entry lists, oldest first."""
     fs = MergedFilesystem(track=track)

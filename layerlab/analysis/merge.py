@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..tarstream import TarEntry
 from .filesystem import MergedFilesystem
-from .scan import ScannedEntry
 
 __all__ = ["merged_tar_size"]
 
@@ -31,7 +31,7 @@ def _pax_cost(path: str, is_dir: bool, linkname: str) -> int:
     return 0 if not records else 512 + (records + 511) // 512 * 512
 
 
-def _entry_blocks(entry: ScannedEntry) -> int:
+def _entry_blocks(entry: TarEntry) -> int:
     return (512 + (entry.size + 511) // 512 * 512
             + _pax_cost(entry.path, entry.type == "dir", entry.linkname))
 
@@ -39,7 +39,7 @@ def _entry_blocks(entry: ScannedEntry) -> int:
 _GONE = object()
 
 
-def merged_tar_size(group: Sequence[Sequence[ScannedEntry]],
+def merged_tar_size(group: Sequence[Sequence[TarEntry]],
                     lower: MergedFilesystem | None) -> int:
     """Bytes of one tar holding what the layers of ``group`` leave behind on top of
     ``lower`` (the filesystem below them; ``None``: keep every whiteout)."""
@@ -67,7 +67,7 @@ def merged_tar_size(group: Sequence[Sequence[ScannedEntry]],
             old = overlay.get(e.path)
             if old is _GONE and e.type == "dir":
                 opaque.add(e.path)
-            elif isinstance(old, ScannedEntry) and old.type == "dir" and e.type != "dir":
+            elif isinstance(old, TarEntry) and old.type == "dir" and e.type != "dir":
                 drop_under(e.path)
             overlay[e.path] = e
     total = 1024

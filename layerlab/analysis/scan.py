@@ -6,8 +6,8 @@ data. :func:`scan_layer` parses POSIX ustar, pax and GNU long-name headers direc
 uncompressed file on disk and reads past it otherwise. Layouts it does not parse itself
 (GNU sparse files, multi-volume members) fall back to :meth:`Layer.entries`.
 
-Entries are :class:`ScannedEntry` tuples: the fields of :class:`~layerlab.tarstream.TarEntry`
-plus ``offset``, where the file's data starts in the uncompressed tar (``-1`` unknown).
+Entries are :class:`~layerlab.tarstream.TarEntry` tuples with their ``offset``, where the
+file's data starts in the uncompressed tar (``-1`` unknown).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple, Sequence
+from typing import BinaryIO, Sequence
 
 from ..errors import CorruptArchiveError
 from ..model import Layer
-from ..tarstream import OPAQUE_MARKER, WHITEOUT_PREFIX, normalize_path
+from ..tarstream import OPAQUE_MARKER, WHITEOUT_PREFIX, TarEntry, normalize_path
 
-__all__ = ["ScannedEntry", "LayerScan", "scan_layer", "scan_layers"]
+__all__ = ["LayerScan", "scan_layer", "scan_layers"]
 
 BLOCK = 512
 _SEEK_WINDOW = 4096          # bytes read per header on seekable layers (often holds the next)
@@ -36,34 +36,6 @@ _EXTENDED = (b"x", b"g", b"L", b"K")
 _UNSUPPORTED = (b"S", b"M", b"V")
 
 
-class ScannedEntry(NamedTuple):
-    """One tar member, as :class:`~layerlab.tarstream.TarEntry` plus its data ``offset``."""
-
-    path: str
-    type: str
-    size: int
-    mode: int
-    uid: int
-    gid: int
-    mtime: float
-    linkname: str = ""
-    whiteout: str | None = None
-    opaque: bool = False
-    offset: int = -1
-
-    @property
-    def is_whiteout(self) -> bool:
-        return self.whiteout is not None
-
-    @property
-    def is_file(self) -> bool:
-        return self.type == "file"
-
-    @property
-    def is_dir(self) -> bool:
-        return self.type == "dir"
-
-
 @dataclass(frozen=True)
 class LayerScan:
     """The headers of one layer: its entries in tar order and the tar's byte count.
@@ -73,7 +45,7 @@ class LayerScan:
     """
 
     layer: Layer
-    entries: tuple[ScannedEntry, ...]
+    entries: tuple[TarEntry, ...]
     tar_size: int
     seekable: bool
 
@@ -190,8 +162,8 @@ def _pax_records(data: bytes, what: str) -> dict[str, str]:
 
 
 def _entry(name: str, kind: str, size: int, mode: int, uid: int, gid: int,
-           mtime: float, linkname: str, offset: int, what: str) -> ScannedEntry | None:
-    """A :class:`ScannedEntry`, path normalised as :func:`~layerlab.tarstream.normalize_path`
+           mtime: float, linkname: str, offset: int, what: str) -> TarEntry | None:
+    """A :class:`TarEntry`, path normalised as :func:`~layerlab.tarstream.normalize_path`
     does (a fast path for the common clean names)."""
     path = name.rstrip("/")
     if path[:2] == "./":
@@ -213,22 +185,22 @@ def _entry(name: str, kind: str, size: int, mode: int, uid: int, gid: int,
                 whiteout = posixpath.join(parent, base[len(WHITEOUT_PREFIX):])
     if kind != "file":
         size, offset = 0, -1
-    return ScannedEntry(path, kind, size, mode, uid, gid, mtime, linkname, whiteout, opaque,
+    return TarEntry(path, kind, size, mode, uid, gid, mtime, linkname, whiteout, opaque,
                         offset)
 
 
-def _scan(window: _Window, what: str) -> tuple[list[ScannedEntry], int]:
+def _scan(window: _Window, what: str) -> tuple[list[TarEntry], int]:
     """Parse headers from ``window``; return the entries and the offset after the last.
 
     The loop is written for speed (it runs once per tar member): the common case - a
     ustar header in the current window, clean octal fields, a clean path - takes no
     function calls beyond the builtins.
     """
-    entries: list[ScannedEntry] = []
+    entries: list[TarEntry] = []
     append = entries.append
     unpack = _HEADER.unpack
     adler32 = zlib.adler32
-    make = ScannedEntry
+    make = TarEntry
     types = _TYPES
     offset = 0
     pax_global: dict[str, str] = {}
@@ -351,8 +323,7 @@ def scan_layer(layer: Layer) -> LayerScan:
         return LayerScan(layer, tuple(entries), tar_size, seekable)
     except _UnsupportedTar:
         pass
-    slow = [ScannedEntry(e.path, e.type, e.size, e.mode, e.uid, e.gid, e.mtime, e.linkname,
-                         e.whiteout, e.opaque) for e in layer.entries()]
+    slow = list(layer.entries())
     tar_size = layer.uncompressed_size
     if tar_size is None:
         with layer.open_uncompressed(verify=False) as stream:
