@@ -65,9 +65,10 @@ def test_push_all_platforms_keeps_the_index_and_every_digest(reg, tmp_path):
     assert result.manifest_outcome == "pushed"
     assert [p.manifest_digest for p in result.platforms] == CHILDREN
     assert [p.manifest_outcome for p in result.platforms] == ["pushed"] * 3
-    # the layer every platform shares is uploaded once, then found
+    # the layer every platform shares is uploaded once (by whichever image got to it
+    # first: they push at once), then found
     shared = [layer.outcome for layer in result.layers if layer.digest == SHARED]
-    assert shared == ["pushed", "exists", "exists"]
+    assert sorted(shared) == ["exists", "exists", "pushed"]
     with RegistryClient(reg.host) as client:
         raw = client.get_manifest("multi/app", "v1")
         assert isinstance(raw, ManifestIndex)
@@ -85,6 +86,30 @@ def test_push_all_platforms_keeps_the_index_and_every_digest(reg, tmp_path):
     assert again.manifest_outcome == "exists"
     assert again.totals["layers_pushed"] == 0
     assert again.bytes_uploaded == 0
+
+
+def test_platforms_push_at_once_and_a_shared_blob_is_sent_once(reg):
+    reg.latency = "40 ms"  # every request waits, so the images' pushes overlap for sure
+    result = push(MULTI, f"{reg.host}/multi/par:v1", all_platforms=True, progress=False,
+                  cache=False)
+    reg.latency = None
+    assert result.manifest_digest == EXPECTED["manifest_digest"]
+    spans = [(p.started_at, p.started_at + p.wall_seconds) for p in result.platforms]
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    records = [r for r in reg.log.entries if r.repository == "multi/par"]
+    patched = [r for r in records if r.kind == "upload_patch"]
+    shared_size = next(layer.size for layer in result.layers if layer.digest == SHARED)
+    layers = {layer.digest: layer.size for layer in result.layers}
+    # every distinct layer's bytes arrive once: the shared one is not sent three times
+    assert sum(r.bytes_in for r in patched) <= sum(layers.values())
+    assert sorted(layer.outcome for layer in result.layers if layer.digest == SHARED) == [
+        "exists", "exists", "pushed"]
+    assert shared_size == 181
+    # each image counts the requests of its own connections: they add up to the registry's
+    assert result.requests == len(records)
+    # the timeline keeps each image's events at their time within the whole push
+    first = min(e.start for e in result.events)
+    assert 0 <= first < 0.2 and max(e.end for e in result.events) <= result.wall_seconds + 1e-3
 
 
 def test_copy_all_between_repositories_mounts_and_keeps_the_digest(reg, tmp_path):

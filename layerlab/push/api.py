@@ -12,11 +12,13 @@ from ..model import Image, ImageIndex
 from ..reference import ArchiveReference, LayoutReference, RegistryReference, parse_reference
 from .cache import DigestCache
 from .profiles import PushProfile, get_profile
+from .progress import BlobClaims, Progress
 from .result import PushResult
 
 __all__ = ["push", "copy", "open_source", "CLIENT_OPTIONS"]
 
 CLIENT_OPTIONS = frozenset({"plain_http", "insecure", "auth", "docker_config", "timeout"})
+PLATFORM_WORKERS = 4  #: images of an index pushed at once
 _ALIASES = {"workers": "concurrency", "format": "manifest_format", "threads": "compress_threads"}
 
 
@@ -84,8 +86,10 @@ def push(image: Image | ImageIndex | str, destination: str | RegistryReference, 
     A schema1 source is converted to schema2 first (each layer read once for its diff_id,
     see :func:`~layerlab.sources.remote.image.schema1_as_schema2`).
 
-    An index is pushed image by image (each manifest under its digest), then the index
-    under the tag: its bytes are the source's when every image kept its digest, else
+    An index's images are pushed concurrently (up to :data:`PLATFORM_WORKERS` at once,
+    each with its own connections; a blob two of them share is sent once, the other
+    waiting for it; one after another when a ``client`` is given), each manifest under
+    its digest, then the index under the tag: its bytes are the source's when every image kept its digest, else
     the same document pointing at the pushed manifests. The result's ``platforms``
     holds one :class:`PushResult` per image.
 
@@ -129,13 +133,17 @@ class _Session:
         self.client_options = client_options
         self.client = client
         self.own_client = client is None
+        self.claims = BlobClaims()
 
     def _client(self) -> Any:
         if self.client is None:
             self.client = _client(self.dest.registry, self.profile, self.client_options)
         return self.client
 
-    def push_image(self, image: Image, by_digest: bool) -> PushResult:
+    def push_image(self, image: Image, by_digest: bool, progress: bool | Progress | None = None,
+                   own_client: bool = False) -> PushResult:
+        """One image; with ``own_client`` on connections of its own (closed after), so
+        its request count is its own while other images of the session push at once."""
         from ..manifest import Schema1Manifest
         from .pusher import Pusher
 
@@ -143,9 +151,52 @@ class _Session:
             from ..sources.remote.image import schema1_as_schema2
 
             image = schema1_as_schema2(image)
-        return Pusher(image, self.dest, self.profile, self.client, self.cache, self.lookup,
-                      progress=self.progress, temp_dir=self.temp_dir,
-                      client_factory=self._client, by_digest=by_digest).run()
+        clients: list[Any] = []
+
+        def dedicated() -> Any:
+            clients.append(_client(self.dest.registry, self.profile, self.client_options))
+            return clients[-1]
+
+        try:
+            return Pusher(image, self.dest, self.profile, None if own_client else self.client,
+                          self.cache, self.lookup,
+                          progress=self.progress if progress is None else progress,
+                          temp_dir=self.temp_dir,
+                          client_factory=dedicated if own_client else self._client,
+                          by_digest=by_digest, claims=self.claims).run()
+        finally:
+            for client in clients:
+                client.close()
+
+    def _push_children(self, index: ImageIndex, dest: RegistryReference) -> list[PushResult]:
+        """Every image (or nested index) of ``index``, by digest: concurrently when the
+        session owns its client, else one after another."""
+        children = list(index.children)
+        workers = min(PLATFORM_WORKERS, len(children)) if self.own_client else 1
+
+        def one(child: Any, progress: Any = None, own: bool = False) -> PushResult:
+            if isinstance(child, ImageIndex):
+                return self.push_index(child, dest, nested=True)
+            return self.push_image(child, by_digest=True, progress=progress, own_client=own)
+
+        if workers <= 1:
+            return [one(child) for child in children]
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        bars = Progress(self.progress, f"push {dest.repository}")
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="layerlab-platform") as pool:
+                futures = [pool.submit(one, child, bars, True) for child in children]
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f for f in futures if f in done and f.exception() is not None]
+                if failed:
+                    for future in pending:
+                        future.cancel()
+                    wait(pending)
+                    raise failed[0].exception()  # type: ignore[misc]
+                return [f.result() for f in futures]
+        finally:
+            bars.close()
 
     def push_index(self, index: ImageIndex, dest: RegistryReference, nested: bool = False) -> PushResult:
         """Every image of ``index`` by digest, then the index itself (under the tag, or
@@ -155,14 +206,11 @@ class _Session:
         from .result import EventLog
 
         log = EventLog()
-        results: list[PushResult] = []
+        results = self._push_children(index, dest)
         events: list[Any] = []
         descriptors = []
-        for child in index.children:
-            offset = log.now()
-            result = (self.push_index(child, dest, nested=True) if isinstance(child, ImageIndex)
-                      else self.push_image(child, by_digest=True))
-            results.append(result)
+        for result in results:
+            offset = max(0.0, result.started_at - log.wall0)
             events.extend(dataclasses.replace(e, start=e.start + offset, end=e.end + offset)
                           for e in result.events)
             descriptors.append(Descriptor(result.media_type, Digest(result.manifest_digest),

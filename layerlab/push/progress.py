@@ -1,4 +1,5 @@
-"""Progress bars for pushes (tqdm.auto: widgets in notebooks, text in terminals).
+"""Progress bars for pushes (tqdm.auto: widgets in notebooks, text in terminals), and the
+claims that keep concurrent pushes of one session from sending the same blob twice.
 
 Bars are created only when a blob actually moves, so a push that finds everything in
 place imports nothing and prints nothing.
@@ -7,9 +8,39 @@ place imports nothing and prints nothing.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "BlobClaims"]
+
+
+class BlobClaims:
+    """Blobs being sent by the concurrent pushes of one session (the platforms of an
+    index): the first push to claim a blob sends it; a second one waits until the first
+    is done (sent or failed), then checks the registry again, as a later push would."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, threading.Event] = {}
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[bool]:
+        """``True`` inside when this caller sends the blob; ``False`` after waiting for
+        the caller that did."""
+        with self._lock:
+            done = self._done.get(key)
+            first = done is None
+            if first:
+                done = self._done[key] = threading.Event()
+        assert done is not None
+        if not first:
+            done.wait()
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            done.set()
 
 
 class Progress:

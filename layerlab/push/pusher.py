@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from typing import Any, Callable
 
 from ..digest import Digest, digest_bytes
@@ -32,7 +33,7 @@ from .manifests import build_manifest, config_descriptor, same_content
 from .memory import keep_freed_buffers
 from .plan import (NONDISTRIBUTABLE, LayerTask, add_cached, add_from_registry, plan_layers,
                    source_registry)
-from .progress import Progress
+from .progress import BlobClaims, Progress
 from .result import EventLog, LayerOutcome, PushResult
 from .upload import BlobSender, PushAborted, StoredStream
 
@@ -44,12 +45,14 @@ class Pusher:
 
     def __init__(self, image: Image, destination: RegistryReference, profile: Any, client: Any,
                  cache: DigestCache | None, lookup: tuple[str, ...] = (),
-                 progress: bool = True, temp_dir: str | None = None,
+                 progress: bool | Progress = True, temp_dir: str | None = None,
                  client_factory: Callable[[], Any] | None = None,
-                 by_digest: bool = False) -> None:
+                 by_digest: bool = False, claims: BlobClaims | None = None) -> None:
         """``client`` is a RegistryClient, or None with ``client_factory`` to make one only
         when needed. ``by_digest``: put the manifest under its own digest, not the
-        destination's tag (an index's children)."""
+        destination's tag (an index's children). ``progress``: on/off, or the bars of a
+        session shared by concurrent pushes (then left open); ``claims``: the blobs those
+        pushes are sending."""
         self.image = image
         self.dest = destination
         self.by_digest = by_digest
@@ -64,7 +67,10 @@ class Pusher:
         self.settings = CompressionSettings.from_profile(profile, threads)
         self.log = EventLog()
         self.abort = threading.Event()
-        self.progress = Progress(progress, f"push {destination.repository}")
+        self._own_progress = not isinstance(progress, Progress)
+        self.progress = (Progress(progress, f"push {destination.repository}")
+                         if not isinstance(progress, Progress) else progress)
+        self.claims = claims
         self.sender = BlobSender(lambda: self.client, destination.repository, profile, self.log,
                                  self.abort, temp_dir)
         self.confirmed: list[CacheRecord] = []
@@ -180,13 +186,19 @@ class Pusher:
         outcome = None if checked else self._check(task)
         if outcome is not None:
             return outcome
-        outcome, session = self._mount(task)
-        if outcome is not None:
-            return outcome
-        keep_freed_buffers()  # a blob is about to stream through this process
-        if task.stored:
-            return self._upload_stored(task, session)
-        return self._upload_compressed(task, session)
+        key = f"{layer.digest} {'' if task.stored else self.settings.key}"
+        with self.claims.claim(key) if self.claims is not None else nullcontext(True) as first:
+            if not first:  # another push of this session just sent it, or failed to
+                outcome = self._check(task)
+                if outcome is not None:
+                    return outcome
+            outcome, session = self._mount(task)
+            if outcome is not None:
+                return outcome
+            keep_freed_buffers()  # a blob is about to stream through this process
+            if task.stored:
+                return self._upload_stored(task, session)
+            return self._upload_compressed(task, session)
 
     def _upload_stored(self, task: LayerTask, session: Any) -> LayerOutcome:
         layer = task.layer
@@ -372,7 +384,8 @@ class Pusher:
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
-            self.progress.close()
+            if self._own_progress:
+                self.progress.close()
             if self.cache is not None and self.confirmed:
                 self.cache.record(self.confirmed)
                 self.warnings.extend(self.cache.warnings)
