@@ -62,6 +62,22 @@ def test_gzip_is_deterministic_whatever_the_thread_count(data, pool, engine, lev
     assert outputs[0][:10] == GZIP_HEADER  # mtime 0, no name
 
 
+def test_blocks_kept_on_the_stream_thread_give_the_same_bytes(data, pool):
+    # the pusher decides block by block whether to hand a block to the pool
+    settings = CompressionSettings("gzip", "isal", 1, block_size=256 * 1024, threads=3)
+    asked = []
+
+    def every_other() -> bool:
+        asked.append(len(asked) % 2 == 0)
+        return asked[-1]
+
+    out, stream = _run(data, settings, pool, window=3, spread=every_other)
+    assert stream.digest == ISAL_DIGEST and len(out) == 459955
+    assert asked == [True, False, True, False, True, False]  # 6 blocks of 256 KiB
+    never, _ = _run(data, settings, pool, window=3, spread=lambda: False)
+    assert never == out
+
+
 def test_block_size_is_part_of_the_cache_key():
     a = CompressionSettings("gzip", "isal", 1, block_size=1 << 20)
     b = CompressionSettings("gzip", "isal", 1, block_size=256 * 1024, threads=8)

@@ -156,17 +156,22 @@ class CompressingStream(BlobStream):
 
     ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in`` and
     ``digest``/``size_out`` are set. ``pool`` (optional) runs block compressions
-    concurrently; at most ``window`` blocks of this stream are in flight. ``skip`` and
-    ``on_input(n)`` (called as input is consumed, for progress) as in :class:`BlobStream`.
+    concurrently; at most ``window`` blocks of this stream are in flight; ``spread()``
+    (optional) is asked before each block whether to hand it to the pool (the pusher
+    says no while enough other layers keep the cores busy: handing blocks between
+    threads then only costs). ``skip`` and ``on_input(n)`` (called as input is consumed,
+    for progress) as in :class:`BlobStream`.
     """
 
     def __init__(self, source: BinaryIO, settings: CompressionSettings,
                  pool: Executor | None = None, window: int = 3, skip: int = 0,
-                 on_input: Callable[[int], None] | None = None) -> None:
+                 on_input: Callable[[int], None] | None = None,
+                 spread: Callable[[], bool] | None = None) -> None:
         super().__init__(source, skip, on_input)
         self.settings = settings
         self.pool = pool if settings.threads > 1 else None
         self.window = max(1, window)
+        self.spread = spread
         self._in = Hasher()
 
     @property
@@ -201,17 +206,20 @@ class CompressingStream(BlobStream):
 
     def _gzip(self) -> Iterator[bytes]:
         return gzip_frames(self._blocks(), self.settings.engine, self.settings.level,
-                           self.pool, self.window)
+                           self.pool, self.window, self.spread)
 
     def _zstd(self) -> Iterator[bytes]:
         return zstd_frames(self._blocks(), self.settings.level, self.settings.threads)
 
 
 def gzip_frames(blocks: Iterable[bytes], engine: str, level: int,
-                pool: Executor | None = None, window: int = 3) -> Iterator[bytes]:
+                pool: Executor | None = None, window: int = 3,
+                spread: Callable[[], bool] | None = None) -> Iterator[bytes]:
     """A gzip member of consecutive input ``blocks``, framed as described above: the
     compression alone (no hashing), as :class:`CompressingStream` and the simulator's
-    calibration run it. ``pool`` deflates up to ``window`` blocks concurrently."""
+    calibration run it. ``pool`` deflates up to ``window`` blocks concurrently, each
+    block for which ``spread()`` (if given) is true; the others are deflated on the
+    calling thread, in turn. The bytes are the same either way."""
     crc_fn = zlib.crc32
     if engine == "isal":
         from isal import isal_zlib
@@ -227,7 +235,9 @@ def gzip_frames(blocks: Iterable[bytes], engine: str, level: int,
         total += len(block)
         zdict = previous[-_WINDOW:]
         previous = block
-        if pool is None:
+        if pool is None or (spread is not None and not spread()):
+            while pending:
+                yield pending.popleft().result()
             yield _deflate_block(engine, level, block, zdict)
             continue
         pending.append(pool.submit(_deflate_block, engine, level, block, zdict))

@@ -37,7 +37,8 @@ class PushProfile:
 
     * ``retry_backoff``: seconds before the first retry of a broken upload (doubling);
     * ``compress_threads``: threads compressing blocks of one layer (0 = the machine's
-      CPU count); the output bytes do not depend on it;
+      CPU count), used while fewer layers stream than that (more layers keep the cores
+      busy on their own threads); the output bytes do not depend on it;
     * ``block_size``: gzip block size (the output does depend on it: part of the cache key);
     * ``small_blob_limit``: layers up to this many uncompressed bytes are compressed in
       memory and sent in one monolithic request (0 = never).

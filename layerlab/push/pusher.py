@@ -71,6 +71,7 @@ class Pusher:
         self.progress = (Progress(progress, f"push {destination.repository}")
                          if not isinstance(progress, Progress) else progress)
         self.claims = claims
+        self._streaming = 0  # layers being compressed and sent right now
         self.sender = BlobSender(lambda: self.client, destination.repository, profile, self.log,
                                  self.abort, temp_dir)
         self.confirmed: list[CacheRecord] = []
@@ -238,7 +239,8 @@ class Pusher:
             on_input = advance if first[0] else None
             first[0] = False
             return CompressingStream(self._uncompressed(layer), settings, self.pool,
-                                     window=settings.threads + 1, skip=skip, on_input=on_input)
+                                     window=settings.threads + 1, skip=skip, on_input=on_input,
+                                     spread=self._spread)
 
         def check(stream: CompressingStream) -> None:
             if layer.diff_id is not None and stream.diff_id != layer.diff_id:
@@ -248,6 +250,8 @@ class Pusher:
                 raise DigestMismatchError(f"{self.image.reference}: layer {layer.digest} (size)",
                                           f"{layer.size} bytes", f"{stream.size_in} bytes")
 
+        with self._lock:
+            self._streaming += 1
         try:
             if self.profile.temp_file:
                 path, stream = self.sender.compress_to_file(task.name, task.diff_id, make(0), check)
@@ -262,11 +266,20 @@ class Pusher:
                 stream = self.sender.send(task.name, task.diff_id, make, check, session, None,
                                           compressing=True)
         finally:
+            with self._lock:
+                self._streaming -= 1
             close()
         self._confirm(task, stream.digest, stream.size_out, task.media_type,
                       settings.compression, settings.key)
         return LayerOutcome(str(stream.digest), task.diff_id, stream.size_out, task.media_type,
                             "pushed", None, "compressed")
+
+    def _spread(self) -> bool:
+        """Hand a block to the compression pool? Only while fewer layers stream than
+        there are compression threads: otherwise the layers' own threads already keep
+        the cores busy, and passing blocks between threads only adds switches (a fresh
+        14-layer push on 2 cores: 0.24 CPU-s and 7 % of its time)."""
+        return self._streaming < self.settings.threads
 
     def _send_small(self, task: LayerTask, make: Any, check: Any, session: Any) -> Any:
         start = self.log.now()
