@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -51,14 +51,19 @@ class Platform:
     @classmethod
     def host(cls) -> "Platform":
         """The platform of this machine, as Docker names it."""
-        machine = _platform.machine().lower()
+        try:
+            uname = os.uname()
+            machine, system = uname.machine.lower(), uname.sysname.lower()
+        except AttributeError:  # Windows
+            import platform
+
+            machine, system = platform.machine().lower(), platform.system().lower()
         arch = _ARCH_ALIASES.get(machine, machine)
         variant = None
         if arch == "arm64":
             variant = "v8"
         elif arch == "arm":
             variant = "v" + machine[4] if machine.startswith("armv") and len(machine) > 4 else "v7"
-        system = _platform.system().lower()
         return cls("linux" if system in ("linux", "darwin") else system, arch, variant)
 
     def to_json(self) -> dict[str, Any]:

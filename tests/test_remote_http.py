@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -336,3 +337,19 @@ def test_https_through_a_connect_tunnel(tmp_path, monkeypatch):
         client.close()
     assert proxy.asked == [f"CONNECT 127.0.0.1:{tls.port} HTTP/1.1"] * 2  # one per client
     proxy.close()
+
+
+def test_a_ca_bundle_from_the_environment_is_trusted(tmp_path, monkeypatch):
+    require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with LocalRegistry() as backend, FrontProxy(backend.host, tls=(cert, key)) as tls:
+        url = f"https://127.0.0.1:{tls.port}/v2/"
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        with pytest.raises(TlsFailure, match="certificate verify failed"):
+            HttpClient(trust_env=False).request("GET", url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert HttpClient(trust_env=False).request("GET", url).status_code == 200

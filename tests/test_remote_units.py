@@ -72,7 +72,9 @@ def test_client_urls_and_repr():
     assert RegistryClient("registry.example.com", plain_http=True).base_url == "http://registry.example.com"
     client = RegistryClient("registry.example.com", auth=("bob", "hunter2-secret"))
     assert repr(client) == "<RegistryClient https://registry.example.com>"
-    assert "hunter2" not in repr(client._auth) and "hunter2" not in repr(client._auth.credentials())
+    assert client._auth is None  # no challenge yet: no auth state
+    auth = client._authenticator()
+    assert "hunter2" not in repr(auth) and "hunter2" not in repr(auth.credentials())
     assert repr(Credentials("bob", "hunter2-secret")) == "Credentials(username='bob', secret=<hidden>)"
 
 

@@ -13,15 +13,32 @@
   configs only.
 """
 
-from .client import MAX_MANIFEST_SIZE, MAX_PAGES, RegistryClient
-from .credentials import Credentials, load_credentials
-from .image import (client_for, open_remote_all, open_remote_image, registry_reference,
-                    synthesize_schema1_config)
-from .repository import list_remote_images, load_repositories, load_repository
-from .upload import BlobUpload
+from __future__ import annotations
 
-__all__ = [
-    "BlobUpload", "Credentials", "MAX_MANIFEST_SIZE", "MAX_PAGES", "RegistryClient",
-    "client_for", "list_remote_images", "load_credentials", "load_repositories",
-    "load_repository", "open_remote_all", "open_remote_image", "registry_reference", "synthesize_schema1_config",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {  # imported on first use: a push needs the client, not the readers
+    "MAX_MANIFEST_SIZE": "client", "MAX_PAGES": "client", "RegistryClient": "client",
+    "Credentials": "credentials", "load_credentials": "credentials",
+    "client_for": "image", "open_remote_all": "image", "open_remote_image": "image",
+    "registry_reference": "image", "synthesize_schema1_config": "image",
+    "list_remote_images": "repository", "load_repositories": "repository",
+    "load_repository": "repository",
+    "BlobUpload": "upload",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

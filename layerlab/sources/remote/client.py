@@ -16,7 +16,6 @@ from ...digest import Digest, digest_bytes
 from ...errors import RegistryProtocolError
 from ...manifest import Descriptor, Manifest, parse_manifest
 from ...mediatypes import MANIFEST_ACCEPT, SCHEMA1_MANIFESTS
-from .blobstream import BlobStream
 from .http import Response
 from .httputil import add_query, describe_body, join_url, parse_link_next
 from .transport import Transport
@@ -154,6 +153,8 @@ class RegistryClient(Transport):
         connections). With ``verify`` a whole-blob read checks the digest at its end;
         ``byte_range=(start, end)`` (``end`` inclusive or ``None``) reads a slice, which
         cannot be verified."""
+        from .blobstream import BlobStream
+
         url = self.url(f"/v2/{repository}/blobs/{digest}")
         if byte_range is None:
             stream: io.RawIOBase = BlobStream(self, repository, url)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,8 @@ def _keys_for(registry: str) -> list[str]:
 
 
 def _run_helper(helper: str, server: str, config_path: Path) -> Credentials | None:
+    import subprocess
+
     program = f"docker-credential-{helper}"
     try:
         done = subprocess.run([program, "get"], input=server.encode(), capture_output=True,

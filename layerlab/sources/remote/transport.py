@@ -16,7 +16,6 @@ import time
 from typing import Any, Mapping, NamedTuple
 
 from ...errors import RegistryProtocolError, RegistryUnavailableError
-from .auth import Authenticator
 from .credentials import Credentials, load_credentials
 from .http import HttpClient, HttpFailure, Response, TlsFailure
 from .httputil import api_host, error_from_response, is_loopback, is_retryable_status, retry_after
@@ -80,9 +79,10 @@ class Transport:
                                trust_env=not loopback,  # no proxies for loopback registries
                                pool_size=pool_size, headers={"User-Agent": user_agent})
         explicit = Credentials(*auth) if auth is not None else None
-        self._auth = Authenticator(
-            lambda method, url, **kw: self._send(method, url, None, kw)[0],
-            (lambda: explicit) if explicit is not None else (lambda: load_credentials(registry, docker_config)))
+        self._credentials = ((lambda: explicit) if explicit is not None
+                             else (lambda: load_credentials(registry, docker_config)))
+        self._auth: Any = None  # an Authenticator, from the first challenge on
+        self._auth_lock = threading.Lock()
         self._switch_lock = threading.Lock()
         self.request_count = 0  #: HTTP requests sent so far, every attempt (statistics)
         self._count_lock = threading.Lock()
@@ -108,7 +108,19 @@ class Transport:
     @property
     def token_fetches(self) -> int:
         """How many Bearer tokens this client fetched so far."""
-        return self._auth.token_fetches
+        return self._auth.token_fetches if self._auth is not None else 0
+
+    def _authenticator(self) -> Any:
+        """The auth state, made when the registry first challenges (a registry that never
+        does costs nothing for it)."""
+        with self._auth_lock:
+            if self._auth is None:
+                from .auth import Authenticator
+
+                self._auth = Authenticator(
+                    lambda method, url, **kw: self._send(method, url, None, kw)[0],
+                    self._credentials)
+            return self._auth
 
     # --- the one request path ---------------------------------------------------------------
     def url(self, path_or_url: str) -> str:
@@ -198,11 +210,11 @@ class Transport:
         ``params``, ``stream`` (leave the body unread), ``allow_redirects``."""
         url = self.url(path_or_url)
         scope = self.scopes(repository, actions, scopes)
-        sent = self._auth.header(scope)
+        sent = self._auth.header(scope) if self._auth is not None else None
         replay, position = _replayable(kwargs.get("data"))
         response, attempts = self._send(method, url, sent, kwargs)
         if response.status_code == 401 and 401 not in expected and replay:
-            authorization = self._auth.respond(method, response.url, response.headers, scope, sent)
+            authorization = self._authenticator().respond(method, response.url, response.headers, scope, sent)
             response.close()
             if position is not None:
                 kwargs["data"].seek(position)
