@@ -96,6 +96,11 @@ def push(image: Image | ImageIndex | str, destination: str | RegistryReference, 
     Raises :class:`PushError` (its ``__cause__`` is the underlying registry, digest or
     source error); no manifest is written unless every blob was confirmed, and no index
     unless every image's manifest was.
+
+    The first blob a process streams raises glibc's malloc mmap and trim thresholds for
+    the whole process, so freed megabyte buffers are reused rather than faulted in again
+    (:mod:`layerlab.push.memory`): a notebook that pushes keeps up to about 256 MiB of
+    freed heap instead of returning it at once.
     """
     base = get_profile(profile)
     changes, client_options = _split(options)
