@@ -6,13 +6,15 @@
 
 Images come from ``benchmarks/genimage.py`` (780 MB of files in 14 layers, the same files
 in 24 layers, and big14-b sharing big14's first 5 layers). Each tool runs as a child
-process (wall time and peak RSS from ``wait4``), interleaved run by run, each sequence
-against a fresh Distribution data directory. skopeo's blob-info cache
+process (wall time and peak RSS from ``wait4``), each tool against Distribution data
+directories of its own, fresh every run; within a run the two tools alternate case by
+case (which goes first alternates run by run), so the two figures of a case are taken
+seconds apart. skopeo's blob-info cache
 (``/var/lib/containers/cache/blob-info-cache-v1.boltdb``) is deleted before every skopeo
 run except the warm-cache one, as on a fresh CI runner; layerlab gets an empty digest
 cache except in the warm-cache case. Pushed bytes are measured in the registry's storage.
 
-Cases (per tool, in this order on one registry):
+Cases (per tool, in this order; the first four on one registry):
 
 * ``fresh14`` - push big14 to an empty registry;
 * ``repush`` - push big14 again, unchanged, with an empty local cache;
@@ -130,46 +132,59 @@ def layerlab(image: Path, dest: str, cache_dir: Path) -> tuple[float, int]:
                       "--cache-dir", str(cache_dir)])
 
 
-def one_sequence(tool: str, images: dict[str, Path], work: Path, run: int,
-                 cases: list[str]) -> dict[str, dict]:
-    """Every case for one tool, on fresh registries; {case: {seconds, rss, bytes}}."""
-    out: dict[str, dict] = {}
-    empty = lambda name: Path(tempfile.mkdtemp(prefix=f"ll-cache-{name}-", dir=work))  # noqa: E731
-    warm_cache = empty("warm")
+class ToolSequence:
+    """One tool's pushes of one run, step by step, each on registries of its own (so the
+    two tools' steps can alternate: a case's pair of runs is seconds apart, not a whole
+    sequence apart, on a machine whose speed drifts by 30 % within minutes)."""
 
-    def push(image: Path, dest: str, cache: Path | None, keep: bool = False) -> tuple[float, int]:
-        if tool == "skopeo":
-            return skopeo(image, dest, keep_cache=keep)
-        return layerlab(image, dest, cache if cache is not None else empty("x"))
+    def __init__(self, tool: str, images: dict[str, Path], work: Path, run: int) -> None:
+        self.tool, self.images, self.work, self.run = tool, images, work, run
+        self.warm_cache = self._empty("warm")
+        self.registries: dict[str, Distribution] = {}
 
-    if {"fresh14", "repush", "warm", "shared5"} & set(cases):
-        reg = Distribution(work / f"reg-{tool}-{run}-a")
-        try:
-            dest = f"{reg.host}/bench/big:{run}"
-            seconds, rss = push(images["big14"], dest, warm_cache)
-            out["fresh14"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(),
-                              "cpu": CPU_SECONDS[-1]}
-            if "repush" in cases:
-                seconds, rss = push(images["big14"], dest, None)
-                out["repush"] = {"seconds": seconds, "rss": rss}
-            if "warm" in cases:
-                seconds, rss = push(images["big14"], dest, warm_cache, keep=True)
-                out["warm"] = {"seconds": seconds, "rss": rss}
-            if "shared5" in cases:
-                before = reg.blob_bytes()
-                seconds, rss = push(images["big14-b"], f"{reg.host}/bench/big:{run}-b", None)
-                out["shared5"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes() - before}
-        finally:
+    def _empty(self, name: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"ll-cache-{name}-", dir=self.work))
+
+    def _push(self, image: str, dest: str, cache: Path | None, keep: bool = False
+              ) -> tuple[float, int]:
+        if self.tool == "skopeo":
+            return skopeo(self.images[image], dest, keep_cache=keep)
+        return layerlab(self.images[image], dest, cache if cache is not None else self._empty("x"))
+
+    def _registry(self, name: str) -> Distribution:
+        if name not in self.registries:
+            self.registries[name] = Distribution(self.work / f"reg-{self.tool}-{self.run}-{name}")
+        return self.registries[name]
+
+    def step(self, case: str) -> dict:
+        """Run one case ({seconds, rss[, bytes, cpu]}); ``repush``, ``warm`` and
+        ``shared5`` follow ``fresh14`` on its registry."""
+        reg = self._registry("b" if case == "fresh24" else "a")
+        dest = f"{reg.host}/bench/big:{self.run}"
+        if case == "fresh14":
+            seconds, rss = self._push("big14", dest, self.warm_cache)
+            return {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(), "cpu": CPU_SECONDS[-1]}
+        if case == "repush":
+            seconds, rss = self._push("big14", dest, None)
+            return {"seconds": seconds, "rss": rss}
+        if case == "warm":
+            seconds, rss = self._push("big14", dest, self.warm_cache, keep=True)
+            return {"seconds": seconds, "rss": rss}
+        if case == "shared5":
+            before = reg.blob_bytes()
+            seconds, rss = self._push("big14-b", f"{dest}-b", None)
+            return {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes() - before}
+        if case == "fresh24":
+            seconds, rss = self._push("big24", f"{reg.host}/bench/big24:{self.run}", self._empty("24"))
+            return {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(), "cpu": CPU_SECONDS[-1]}
+        raise ValueError(f"unknown case {case!r}")
+
+    def stop(self) -> None:
+        for reg in self.registries.values():
             reg.stop()
-    if "fresh24" in cases:
-        reg = Distribution(work / f"reg-{tool}-{run}-b")
-        try:
-            seconds, rss = push(images["big24"], f"{reg.host}/bench/big24:{run}", empty("24"))
-            out["fresh24"] = {"seconds": seconds, "rss": rss, "bytes": reg.blob_bytes(),
-                              "cpu": CPU_SECONDS[-1]}
-        finally:
-            reg.stop()
-    return out
+
+
+STEPS = ("fresh14", "repush", "warm", "shared5", "fresh24")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,12 +216,22 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for run in range(args.runs):
             order = ("layerlab", "skopeo") if run % 2 == 0 else ("skopeo", "layerlab")
+            tools = {tool: ToolSequence(tool, images, work, run) for tool in order}
+            figures: dict[str, dict[str, dict]] = {tool: {} for tool in order}
+            try:
+                steps = [c for c in STEPS if c in cases or
+                         (c == "fresh14" and {"repush", "warm", "shared5"} & set(cases))]
+                for case in steps:
+                    for tool in order:  # the pair of a case back to back
+                        figures[tool][case] = tools[tool].step(case)
+            finally:
+                for sequence in tools.values():
+                    sequence.stop()
             for tool in order:
-                figures = one_sequence(tool, images, work, run, cases)
-                for case, value in figures.items():
+                for case, value in figures[tool].items():
                     results[tool].setdefault(case, []).append(value)
                 print(f"run {run + 1}/{args.runs} {tool}: " + ", ".join(
-                    f"{c} {v['seconds']:.2f}s" for c, v in figures.items()), file=sys.stderr)
+                    f"{c} {v['seconds']:.2f}s" for c, v in figures[tool].items()), file=sys.stderr)
     load_after = os.getloadavg()
     print_table(results, cases, args.runs, load_before, load_after)
     if args.json:
