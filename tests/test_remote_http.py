@@ -19,6 +19,25 @@ from layerlab.sources.remote.http import Headers, HttpClient, HttpFailure, Respo
 from remote_servers import FrontProxy, self_signed_certificate
 
 
+def listen(handle: Callable[[socket.socket, int], None]) -> socket.socket:
+    """A listening loopback socket; each connection is handled on a thread of its own,
+    with its number (1, 2 ... in accept order)."""
+    sock = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        number = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            number += 1
+            threading.Thread(target=handle, args=(conn, number), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock
+
+
 @dataclass
 class Seen:
     connection: int
@@ -40,21 +59,12 @@ class Scripted:
     connections: int = 0
 
     def __post_init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = listen(self._serve)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
+        self.connections = max(self.connections, number)
         reader = conn.makefile("rb")
         with conn:
             while True:
@@ -280,20 +290,11 @@ class ConnectProxy:
     """An HTTP proxy that only tunnels (``CONNECT host:port``), logging what it was asked."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.asked: list[str] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.sock = listen(self._tunnel)
+        self.port = self.sock.getsockname()[1]
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
-
-    def _tunnel(self, conn: socket.socket) -> None:
+    def _tunnel(self, conn: socket.socket, number: int) -> None:
         reader = conn.makefile("rb", buffering=0)
         line = reader.readline().decode().strip()
         while reader.readline() not in (b"\r\n", b""):

@@ -11,8 +11,7 @@ Imported lazily (plotly and ipywidgets load only when a name is used):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "layer_sizes_figure": "figures", "shared_heatmap_figure": "figures",
@@ -47,14 +46,4 @@ def setup(renderer: str | None = DEFAULT_RENDERER) -> None:
     pd.set_option("display.width", 120)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'layerlab.notebook' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"layerlab.notebook.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, extra=("setup",))

@@ -15,8 +15,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..._lazy import lazy_exports
 
 _EXPORTS = {  # imported on first use: a push needs the client, not the readers
     "MAX_MANIFEST_SIZE": "client", "MAX_PAGES": "client", "RegistryClient": "client",
@@ -31,14 +30,4 @@ _EXPORTS = {  # imported on first use: a push needs the client, not the readers
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
