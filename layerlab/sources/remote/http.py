@@ -302,7 +302,8 @@ class Response:
 
     def preload(self, limit: int | None = None) -> None:
         """Read the body into :attr:`content` now: all of it, or at most ``limit`` bytes
-        (then the connection is closed); a body cut short keeps what arrived."""
+        (then the connection is closed, and a body cut short reads as empty: this is for
+        error answers, whose body only adds detail)."""
         if limit is None:
             self.content
             return
