@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
 from typing import Any, Callable
 
 from ..digest import Digest, digest_bytes
@@ -69,8 +68,8 @@ class Pusher:
         self.abort = threading.Event()
         self._own_progress = not isinstance(progress, Progress)
         self.progress = (Progress(progress, f"push {destination.repository}")
-                         if not isinstance(progress, Progress) else progress)
-        self.claims = claims
+                         if self._own_progress else progress)
+        self.claims = claims if claims is not None else BlobClaims()
         self._streaming = 0  # layers being compressed and sent right now
         self.sender = BlobSender(lambda: self.client, destination.repository, profile, self.log,
                                  self.abort, temp_dir)
@@ -188,7 +187,7 @@ class Pusher:
         if outcome is not None:
             return outcome
         key = f"{layer.digest} {'' if task.stored else self.settings.key}"
-        with self.claims.claim(key) if self.claims is not None else nullcontext(True) as first:
+        with self.claims.claim(key) as first:
             if not first:  # another push of this session just sent it, or failed to
                 outcome = self._check(task)
                 if outcome is not None:

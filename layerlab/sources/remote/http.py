@@ -33,6 +33,8 @@ import threading
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from .httputil import add_query
+
 __all__ = ["HttpClient", "Response", "Headers", "HttpFailure", "TlsFailure"]
 
 _MAX_LINE = 65536
@@ -355,9 +357,10 @@ class HttpClient:
 
     ``timeout`` (seconds) bounds connecting and every read or write; ``verify=False``
     skips TLS certificate checks, which otherwise trust the system's authorities plus
-    any bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``; ``trust_env`` takes proxies from ``http_proxy``,
-    ``https_proxy``, ``all_proxy`` and ``no_proxy``; ``pool_size`` idle connections are
-    kept per origin. ``headers`` are sent with every request.
+    any bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``; ``trust_env``
+    takes proxies from ``http_proxy``, ``https_proxy``, ``all_proxy`` and ``no_proxy``
+    (looked up once per origin); ``pool_size`` idle connections are kept per origin.
+    ``headers`` are sent with every request.
     """
 
     def __init__(self, *, timeout: float = 30.0, verify: bool = True, trust_env: bool = True,
@@ -370,6 +373,7 @@ class HttpClient:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._lock = threading.Lock()
         self._tls_context: Any = None
+        self._proxies: dict[tuple[str, str, int], str | None] = {}
 
     # --- connections --------------------------------------------------------------------------
     def _checkin(self, conn: _Connection) -> None:
@@ -389,6 +393,14 @@ class HttpClient:
                 return conn
             conn.close()
 
+    def _proxy(self, origin: tuple[str, str, int]) -> str | None:
+        """The proxy for ``origin`` (``None``: straight there), from the environment."""
+        if not self.trust_env:
+            return None
+        if origin not in self._proxies:
+            self._proxies[origin] = _proxy_from_env(origin[0], origin[1])
+        return self._proxies[origin]
+
     def _context(self) -> Any:
         if self._tls_context is None:
             import ssl
@@ -405,7 +417,7 @@ class HttpClient:
 
     def _connect(self, origin: tuple[str, str, int]) -> _Connection:
         scheme, host, port = origin
-        proxy = _proxy_from_env(scheme, host) if self.trust_env else None
+        proxy = self._proxy(origin)
         address = (host, port)
         if proxy is not None:
             parts = urlsplit(proxy)
@@ -466,7 +478,7 @@ class HttpClient:
         redirects (without ``Authorization`` to another origin) unless ``allow_redirects``
         is false."""
         if params:
-            url += ("&" if "?" in url else "?") + urlencode(params)
+            url = add_query(url, params)
         sent = dict(self.headers)
         sent.update(headers or {})
         for _ in range(_MAX_REDIRECTS + 1):
@@ -542,12 +554,11 @@ class HttpClient:
         else:
             stream = body
             fields["transfer-encoding"] = ("Transfer-Encoding", "chunked")
-        scheme, host, port = origin
         parts = urlsplit(url)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        proxy = scheme == "http" and self.trust_env and _proxy_from_env(scheme, host)
+        proxy = self._proxy(origin) if origin[0] == "http" else None
         if proxy:
             target = url
             credentials = _proxy_credentials(proxy)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Mapping
-from urllib.parse import urljoin
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from urllib.parse import urlencode, urljoin
 
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
 from ...reference import is_loopback
-from .http import Response
+
+if TYPE_CHECKING:  # pragma: no cover - http builds on this module
+    from .http import Response
 
 __all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_response",
            "is_retryable_status", "parse_link_next"]
@@ -34,11 +36,14 @@ def join_url(base: str, location: str) -> str:
     return urljoin(base, location)
 
 
-def add_query(url: str, **params: str) -> str:
-    """Append query parameters to a URL that may already have some."""
-    from urllib.parse import urlencode
-
-    return url + ("&" if "?" in url else "?") + urlencode(params)
+def add_query(url: str, pairs: Mapping[str, str] | Sequence[tuple[str, str]] = (),
+              **params: str) -> str:
+    """Append query parameters (``pairs``, which may repeat a name, then ``params``) to
+    a URL that may already have some."""
+    items = list(pairs.items() if isinstance(pairs, Mapping) else pairs) + list(params.items())
+    if not items:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(items)
 
 
 def retry_after(headers: Mapping[str, str], default: float) -> float:
