@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: the push simulator against real pushes (``layerlab.simulate.validate``).
+"""Benchmark: the push simulator against real pushes (``layerlab.simulator.validate``).
 
     python benchmarks/bench_validate.py [--scale 0.26] [--repeat 7] [--quick] [--json]
 
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from genimage import generate
 
     from layerlab.cli.output import print_table
-    from layerlab.simulate import validate
-    from layerlab.simulate.validation import grid
+    from layerlab.simulator import validate
+    from layerlab.simulator.validation import grid
 
     images = {label: f"docker-archive:{generate(args.out, name, args.scale)}"
               for label, name in (("14", "big14"), ("24", "big24"))}

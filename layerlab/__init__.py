@@ -40,10 +40,10 @@ _EXPORTS: dict[str, str] = {
     # registry
     "LocalRegistry": "layerlab.registry",
     # push
-    "push": "layerlab.push",
-    "copy": "layerlab.push",
-    "PushResult": "layerlab.push",
-    "PushProfile": "layerlab.push",
+    "push": "layerlab.pusher",
+    "copy": "layerlab.pusher",
+    "PushResult": "layerlab.pusher",
+    "PushProfile": "layerlab.pusher",
     # analysis
     "shared_layers": "layerlab.analysis",
     "diff": "layerlab.analysis",
@@ -51,11 +51,11 @@ _EXPORTS: dict[str, str] = {
     "layer_advice": "layerlab.analysis",
     "context_report": "layerlab.analysis",
     # simulate
-    "simulate": "layerlab.simulate",
-    "sweep": "layerlab.simulate",
-    "calibrate": "layerlab.simulate",
-    "validate": "layerlab.simulate",
-    "SimulationResult": "layerlab.simulate",
+    "simulate": "layerlab.simulator",
+    "sweep": "layerlab.simulator",
+    "calibrate": "layerlab.simulator",
+    "validate": "layerlab.simulator",
+    "SimulationResult": "layerlab.simulator",
     # errors
     "LayerlabError": "layerlab.errors",
 }
@@ -76,26 +76,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
-
-
-# ``layerlab.push`` and ``layerlab.simulate`` are both functions (the flat API) and
-# subpackages. Importing a subpackage makes Python set it as an attribute of this package,
-# replacing the function; so those subpackages are made callable: ``layerlab.push(...)``
-# calls ``layerlab.push.push(...)`` whatever was imported first.
-import sys as _sys
-import types as _types
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self, self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
-
-
-class _Package(_types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, _types.ModuleType) and _EXPORTS.get(name) == value.__name__:
-            value.__class__ = _CallableModule
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package

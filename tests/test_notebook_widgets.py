@@ -6,8 +6,8 @@ import pytest
 
 import layerlab
 from layerlab.notebook import widgets as W
-from layerlab.simulate import simulate
-from layerlab.simulate.sweep import relayer
+from layerlab.simulator import simulate
+from layerlab.simulator.sweep import relayer
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def test_image_explorer_layers_and_files(references, samples):
 
 def _expected(app24, profile="docker", workers=5, level=6, bandwidth=100.0, rtt=2.0,
               cache=True, layers=None):
-    from layerlab.push.profiles import get_profile
-    from layerlab.simulate.simulation import as_layers
+    from layerlab.pusher.profiles import get_profile
+    from layerlab.simulator.simulation import as_layers
 
     specs = as_layers(app24)
     if layers is not None:

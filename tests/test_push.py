@@ -12,8 +12,8 @@ import pytest
 import layerlab
 from layerlab import mediatypes as mt
 from layerlab.errors import PushError
-from layerlab.push import EVENT_COLUMNS, PushResult, push
-from layerlab.push.cache import DigestCache
+from layerlab.pusher import EVENT_COLUMNS, PushResult, push
+from layerlab.pusher.cache import DigestCache
 from layerlab.registry import LocalRegistry
 from layerlab.sources import open_image
 from layerlab.sources.remote import RegistryClient
@@ -217,7 +217,7 @@ def test_result_views(reg):
     assert "pushed" in repr(result) and "<table>" in result._repr_html_()
     assert isinstance(result, PushResult)
     again = layerlab.push(_ref("oci:oci/family:app-v1"), f"{reg.host}/views/app:1",
-                          progress=False, cache=False)  # the package is callable
+                          progress=False, cache=False)  # the flat API function
     assert again.manifest_digest == result.manifest_digest and again.manifest_outcome == "exists"
 
 
@@ -300,7 +300,7 @@ def test_cli_push_text_and_json(reg, tmp_path):
 
 
 def test_copy_between_transports(reg, tmp_path):
-    from layerlab.push import copy
+    from layerlab.pusher import copy
 
     pushed = copy(_ref("oci:oci/family:app-v2"), f"docker://{reg.host}/copy/app:v2",
                   progress=False, cache=False)

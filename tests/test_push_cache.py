@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layerlab.push.cache import CacheRecord, CacheWarning, DigestCache, default_cache_dir
+from layerlab.pusher.cache import CacheRecord, CacheWarning, DigestCache, default_cache_dir
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -101,7 +101,7 @@ def test_full_disk_is_a_warning(tmp_path):
 
     script = (
         "import warnings, sys\n"
-        "from layerlab.push.cache import DigestCache, CacheRecord\n"
+        "from layerlab.pusher.cache import DigestCache, CacheRecord\n"
         "c = DigestCache(sys.argv[1])\n"
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import zstandard
 
-from layerlab.push.compress import GZIP_HEADER, CompressingStream, CompressionSettings
+from layerlab.pusher.compress import GZIP_HEADER, CompressingStream, CompressionSettings
 
 ISAL_DIGEST = "sha256:87c39f8d33f3a0bc33739c03a7db4c7883da0f1cd977eba9b36b18b849624108"
 ZLIB6_DIGEST = "sha256:762ba8dfc12e2b8d99acf742cf5aa4eeb60934392268b91ece25375e21b58672"
@@ -149,7 +149,7 @@ def test_bad_settings(kwargs, message):
 
 _FAULTS_SCRIPT = """
 import resource, sys
-from layerlab.push.memory import keep_freed_buffers
+from layerlab.pusher.memory import keep_freed_buffers
 
 def faults_of_churn():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -24,8 +24,8 @@ import pytest
 
 from layerlab.errors import (AuthenticationError, PushError, RegistryError,
                              RegistryProtocolError, RegistryUnavailableError)
-from layerlab.push import push
-from layerlab.push.cache import DigestCache
+from layerlab.pusher import push
+from layerlab.pusher.cache import DigestCache
 from layerlab.registry import LocalRegistry
 from layerlab.sources import open_image
 

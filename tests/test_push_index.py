@@ -15,8 +15,8 @@ from layerlab.digest import digest_bytes
 from layerlab.errors import PushError
 from layerlab.manifest import Descriptor, ManifestIndex, index_with_children, parse_manifest
 from layerlab.model import ImageIndex
-from layerlab.push import copy, push
-from layerlab.push.cache import DigestCache
+from layerlab.pusher import copy, push
+from layerlab.pusher.cache import DigestCache
 from layerlab.registry import LocalRegistry
 from layerlab.sources import open_all_platforms, open_image
 from layerlab.sources.remote import RegistryClient

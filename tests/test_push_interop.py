@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tool
-from layerlab.push import push
-from layerlab.push.cache import DigestCache
+from layerlab.pusher import push
+from layerlab.pusher.cache import DigestCache
 from layerlab.sources import open_image
 
 pytestmark = pytest.mark.interop

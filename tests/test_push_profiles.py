@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from layerlab.push import PROFILES, PushProfile, push
-from layerlab.push.cache import DigestCache
+from layerlab.pusher import PROFILES, PushProfile, push
+from layerlab.pusher.cache import DigestCache
 from layerlab.registry import LocalRegistry
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"

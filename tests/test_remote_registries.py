@@ -317,7 +317,7 @@ def test_inspect_cli_on_registry_images(registry, capsys):
 
 
 def test_a_schema1_image_is_pushed_as_schema2(registry, tmp_path):
-    from layerlab.push import push
+    from layerlab.pusher import push
     from layerlab.registry import LocalRegistry
 
     schema2 = open_remote_image(f"docker://{registry.host}/fam:v2s2")

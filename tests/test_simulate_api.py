@@ -8,11 +8,11 @@ import json
 import pytest
 
 from layerlab.cli import main
-from layerlab.push.result import EVENT_COLUMNS, PushEvent, PushResult
-from layerlab.simulate import (DEFAULT_MACHINE, LayerSpec, MachineProfile, Network,
+from layerlab.pusher.result import EVENT_COLUMNS, PushEvent, PushResult
+from layerlab.simulator import (DEFAULT_MACHINE, LayerSpec, MachineProfile, Network,
                                layer_specs, layers_from_image, load_machine, overlay,
                                seed_story, simulate, sweep)
-from layerlab.simulate.scenarios import seed_layers
+from layerlab.simulator.scenarios import seed_layers
 from layerlab.sources import open_image
 
 MB = 1_000_000

@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from layerlab.push.profiles import PushProfile
-from layerlab.simulate import LayerSpec, MachineProfile, RegistrySettings, simulate
-from layerlab.simulate.engine import Component, Parallel, Step, allocate, run
+from layerlab.pusher.profiles import PushProfile
+from layerlab.simulator import LayerSpec, MachineProfile, RegistrySettings, simulate
+from layerlab.simulator.engine import Component, Parallel, Step, allocate, run
 
 INF = math.inf
 MB = 1_000_000
@@ -96,7 +96,7 @@ def test_a_commit_flushes_only_the_stretch_not_yet_written_back():
 
 def test_commit_bytes_is_the_last_stretch():
     from layerlab.registry.backend import WRITEBACK_EVERY
-    from layerlab.simulate.inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
+    from layerlab.simulator.inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
 
     assert LOCAL_WRITEBACK_EVERY == WRITEBACK_EVERY
     assert RegistrySettings.local().writeback_every == WRITEBACK_EVERY

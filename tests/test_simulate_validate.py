@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from layerlab.simulate import MachineProfile, calibrate, validate
-from layerlab.simulate.validation import Case, grid, validation_profile
+from layerlab.simulator import MachineProfile, calibrate, validate
+from layerlab.simulator.validation import Case, grid, validation_profile
 
 
 def test_calibrate_quick(tmp_path):
@@ -64,7 +64,7 @@ def test_validate_small_images():
 
 
 def test_validate_pairs_each_run_with_its_own_probe():
-    from layerlab.simulate import load_machine
+    from layerlab.simulator import load_machine
 
     case = Case("14", "serial", "all", True, "4 MB/s", "20 ms")
     machine = load_machine(None).with_options(probe_rate=1e8)

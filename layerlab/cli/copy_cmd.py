@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from layerlab.cli.push_cmd import open_source, print_result, push_options
-    from layerlab.push import copy
+    from layerlab.pusher import copy
 
     options = push_options(args)
     image = open_source(args, options)

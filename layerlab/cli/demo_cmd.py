@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     profiles = tuple(p.strip() for p in args.profiles.split(",") if p.strip())
     if not profiles:
         raise ValueError("--profiles: give at least one profile")
-    from ..push.profiles import get_profile
+    from ..pusher.profiles import get_profile
 
     for name in profiles:
         get_profile(name)  # unknown names fail here, before any work

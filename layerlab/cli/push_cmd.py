@@ -117,7 +117,7 @@ def push_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def open_source(args: argparse.Namespace, options: dict[str, Any]):
     """The source image, or with ``--all`` the whole index when SRC names one."""
-    from layerlab.push.api import open_source as open_push_source
+    from layerlab.pusher.api import open_source as open_push_source
 
     if args.all_platforms and args.platform:
         raise ValueError("--all and --platform exclude each other")
@@ -156,7 +156,7 @@ def print_result(result: Any, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from layerlab.push import push
+    from layerlab.pusher import push
 
     options = push_options(args)
     image = open_source(args, options)

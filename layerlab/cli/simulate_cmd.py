@@ -61,7 +61,7 @@ def _indexes(text: str):
 
 def _seed(args) -> int:
     from layerlab.cli.output import print_json, print_table
-    from layerlab.simulate import seed_story
+    from layerlab.simulator import seed_story
 
     story = seed_story()
     if args.json:
@@ -72,7 +72,7 @@ def _seed(args) -> int:
              f"{r['saved_alone']:.1f}" if r["saved_alone"] is not None else "",
              r["dominant_phase"]) for r in story.rows()]
     print("the seed's push of a 780 MB image (simulated; assumptions in "
-          "layerlab.simulate.scenarios):")
+          "layerlab.simulator.scenarios):")
     print_table(["step", "total s", "saved s", "of saving", "alone s", "dominant"], rows,
                 align="lrrrrl")
     print(f"{story.baseline:.1f} s -> {story.final:.1f} s")
@@ -83,8 +83,8 @@ def run(args) -> int:
     if args.ref == "seed":
         return _seed(args)
     from layerlab.cli.output import print_json, print_table
-    from layerlab.push.profiles import get_profile
-    from layerlab.simulate import simulate
+    from layerlab.pusher.profiles import get_profile
+    from layerlab.simulator import simulate
     from layerlab.sources import open_image
     from layerlab.units import format_size
 

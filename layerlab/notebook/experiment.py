@@ -115,10 +115,10 @@ def _machine(images: Sequence[Any], profiles: Sequence[str],
     machine, its local registry and the pusher's own costs on the images (not saved):
     the shipped defaults describe another machine and a Go registry, and the simulated
     column would not be comparable with the measured one."""
-    from ..push.profiles import get_profile
-    from ..simulate import load_machine
-    from ..simulate.machine import compression_key, default_machine_path
-    from ..simulate.validation import machine_for
+    from ..pusher.profiles import get_profile
+    from ..simulator import load_machine
+    from ..simulator.machine import compression_key, default_machine_path
+    from ..simulator.validation import machine_for
 
     if default_machine_path().is_file():
         return load_machine("saved")
@@ -141,9 +141,9 @@ def run_experiment(samples: Path | None = None, *, image: str = "app24",
     """
     from .. import open_image
     from ..analysis import diff, efficiency, shared_layers
-    from ..push import push
+    from ..pusher import push
     from ..registry import LocalRegistry
-    from ..simulate import RegistrySettings, simulate
+    from ..simulator import RegistrySettings, simulate
 
     started = time.perf_counter()
     samples = samples or find_samples()

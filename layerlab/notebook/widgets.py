@@ -125,8 +125,8 @@ class PushSimulator(_Widget):
     count; every change re-runs the simulation and redraws the timeline and totals."""
 
     def __init__(self, source: Any, profile: str = "docker", **fixed: Any) -> None:
-        from ..push.profiles import PROFILES
-        from ..simulate.simulation import as_layers
+        from ..pusher.profiles import PROFILES
+        from ..simulator.simulation import as_layers
 
         self.layers = as_layers(source)
         self.fixed = fixed
@@ -160,8 +160,8 @@ class PushSimulator(_Widget):
 
     def settings(self) -> dict[str, Any]:
         """The scenario the controls describe, as :func:`layerlab.simulate` arguments."""
-        from ..push.profiles import get_profile
-        from ..simulate.sweep import relayer
+        from ..pusher.profiles import get_profile
+        from ..simulator.sweep import relayer
 
         prof = get_profile(self.profile.value).with_options(concurrency=self.workers.value,
                                                             level=self.level.value)
@@ -172,7 +172,7 @@ class PushSimulator(_Widget):
 
     def update(self) -> None:
         """Simulate the current settings; redraw totals and timeline."""
-        from ..simulate import simulate
+        from ..simulator import simulate
 
         settings = self.settings()
         self.result = simulate(settings.pop("source"), settings.pop("profile"), **settings)
@@ -246,7 +246,7 @@ class RegistryDashboard(_Widget):
                            profile: str | None = None) -> threading.Thread:
         """Push ``reference`` (default: the chosen one) to this registry in a thread; the
         dashboard follows the requests live. ``self.last_push`` gets the result."""
-        from ..push import push
+        from ..pusher import push
 
         ref = reference or self.source.value
         dest = destination or f"{self.registry.host}/dashboard/{_repository_name(ref)}:latest"

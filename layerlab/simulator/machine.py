@@ -1,6 +1,6 @@
 """The machine profile: how fast this computer (and its local registry) does each step.
 
-A :class:`MachineProfile` is what :func:`layerlab.simulate.calibrate` measures and what the
+A :class:`MachineProfile` is what :func:`layerlab.simulator.calibrate` measures and what the
 model reads for every rate it does not get from its other inputs. :data:`DEFAULT_MACHINE`
 ships the figures of ``ANCHORS.md`` (a typical 2-core machine) so the simulator works
 without calibrating. Profiles are saved as JSON, by default under
@@ -26,7 +26,7 @@ __all__ = ["MachineProfile", "DEFAULT_MACHINE", "REFERENCE_KEY", "default_machin
 
 MB = 1_000_000
 REFERENCE_KEY = "zlib-6"
-"""The compression a :class:`~layerlab.simulate.LayerSpec`'s ``compressibility`` refers to."""
+"""The compression a :class:`~layerlab.simulator.LayerSpec`'s ``compressibility`` refers to."""
 
 
 def compression_key(compression: str, engine: str, level: int) -> str:
@@ -74,7 +74,7 @@ class MachineProfile:
       shipped defaults (ANCHORS.md has no such figure);
     * ``registry_commit_rate``: bytes/s of the commit itself (flushing to disk what of
       the blob is not yet written back, see
-      :attr:`~layerlab.simulate.inputs.RegistrySettings.writeback_every`, and moving it
+      :attr:`~layerlab.simulator.inputs.RegistrySettings.writeback_every`, and moving it
       into place); ``inf`` when it costs nothing per byte;
     * ``registry_loop_rate``: with the registry's own bandwidth limit (``serial_throttle``),
       the bytes/s its receiving loop would pass if the limit cost nothing: the link then
@@ -83,7 +83,7 @@ class MachineProfile:
     * ``disk_rate``: bytes/s of local temporary-file writes and reads;
     * ``cpu_capacity``: cores' worth of CPU the client really gets (0: ``cores``; less on
       a machine shared with other work);
-    * ``probe_rate``: what :func:`~layerlab.simulate.calibration.cpu_probe` measured at
+    * ``probe_rate``: what :func:`~layerlab.simulator.calibration.cpu_probe` measured at
       calibration (bytes/s), the reference :meth:`under_load` scales from;
       ``probe_parallelism`` the parallelism it found then (0: not measured).
     """

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..push.profiles import PushProfile, get_profile
+from ..pusher.profiles import PushProfile, get_profile
 from ..units import parse_duration, parse_rate
 from .inputs import LayerSpec, Network, RegistrySettings, _sample, layers_from_image
 from .calibration import CALIBRATION_RTT
@@ -231,7 +231,7 @@ def pusher_costs(images: Sequence[Any], machine: MachineProfile, workdir: str | 
     ``client_stream_cost`` the seconds per byte of unthrottled uploads of one layer at
     a time; ``cpu_capacity`` the cores the process (pusher and registry, one interpreter
     lock) keeps busy in an unthrottled parallel push. Medians of ``repeat`` runs."""
-    from ..push import push
+    from ..pusher import push
     from ..registry import LocalRegistry
 
     profile = validation_profile("serial")
@@ -285,7 +285,7 @@ def _prepare(registry: Any, host: str, image: Any, case: Case, profile: PushProf
              cache_dir: str) -> frozenset[int]:
     """Put the registry (and the client's cache) in the case's starting state; return the
     indexes of the layers the repository then holds."""
-    from ..push import push
+    from ..pusher import push
     from ..sources.remote import RegistryClient
 
     n = len(image.layers)
@@ -318,7 +318,7 @@ def _measure(case: Case, image: Any, profile: PushProfile, workdir: Path
     registry and the cache as it found them, so it is pushed ``REPUSHES`` times on the
     same set-up and counts their median: such a push lasts about 50 ms, and one push
     varies by 10 % from the next."""
-    from ..push import push
+    from ..pusher import push
     from ..registry import LocalRegistry
 
     cache_dir = tempfile.mkdtemp(prefix="cache-", dir=workdir)

@@ -1,7 +1,7 @@
 """The push-cost model: a push turned into steps on shared resources, then run.
 
-The flow follows the seed post and layerlab's pusher (:mod:`layerlab.push.pusher`),
-decided by the same :class:`~layerlab.push.PushProfile` fields:
+The flow follows the seed post and layerlab's pusher (:mod:`layerlab.pusher.engine`),
+decided by the same :class:`~layerlab.pusher.PushProfile` fields:
 
 0. **lookup** - with ``registry_lookup``, when some layer's compressed digest is not
    known from the cache: read the destination tag's manifest and config, then the

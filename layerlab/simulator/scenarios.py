@@ -35,7 +35,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..push.profiles import PROFILES
+from ..pusher.profiles import PROFILES
 from .inputs import LayerSpec, Network, RegistrySettings
 from .machine import MachineProfile
 from .result import SimulationResult

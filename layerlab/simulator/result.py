@@ -1,7 +1,7 @@
 """What a simulation predicts: totals, the breakdown, the critical path, the timeline.
 
 :class:`SimulationResult` events have the columns of a real push's
-(:data:`layerlab.push.result.EVENT_COLUMNS`: ``layer, diff_id, phase, start, end, bytes,
+(:data:`layerlab.pusher.result.EVENT_COLUMNS`: ``layer, diff_id, phase, start, end, bytes,
 outcome, detail, bytes_in``) plus ``source = "simulated"``, so the two can be compared
 row by row and drawn one over the other (:func:`overlay`).
 """

@@ -20,14 +20,3 @@ from .result import EVENT_COLUMNS, LayerOutcome, PushEvent, PushResult
 __all__ = ["push", "copy", "PushResult", "PushEvent", "LayerOutcome", "PushProfile",
            "PROFILES", "get_profile", "DigestCache", "CacheWarning", "EVENT_COLUMNS"]
 
-
-class _CallableModule(__import__("types").ModuleType):
-    """``layerlab.push`` names both this package and the function: once the package is
-    imported, Python binds the attribute ``layerlab.push`` to the module, so the module
-    itself is made callable and ``layerlab.push(image, "host/repo:tag")`` always works."""
-
-    def __call__(self, *args, **kwargs) -> PushResult:
-        return push(*args, **kwargs)
-
-
-__import__("sys").modules[__name__].__class__ = _CallableModule

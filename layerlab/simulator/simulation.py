@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..push.profiles import PushProfile, get_profile
+from ..pusher.profiles import PushProfile, get_profile
 from .inputs import LayerSpec, Network, RegistrySettings, layer_specs, layers_from_image
 from .machine import MachineProfile, compression_key, load_machine
 from .model import run_scenario
@@ -57,7 +57,7 @@ def simulate(
     * ``source``: an Image, :class:`LayerSpec` values, or uncompressed layer sizes
       (``[120_000_000, "40 MB"]``, typical compressibility);
     * ``profile``: ``"serial"``, ``"docker-1.7"``, ``"docker"``, ``"fast"`` or a
-      :class:`~layerlab.push.PushProfile`;
+      :class:`~layerlab.pusher.PushProfile`;
     * ``network`` or ``bandwidth``/``rtt`` (``"100 MB/s"``, ``"20 ms"``); default: no limit;
     * ``registry``: :class:`RegistrySettings`, and/or its fields as keywords
       (``cache=False, verify="reread", proxy_buffer="16 KiB"``);

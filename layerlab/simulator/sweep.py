@@ -6,7 +6,7 @@ import itertools
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
-from ..push.profiles import PushProfile, get_profile
+from ..pusher.profiles import PushProfile, get_profile
 from ..units import parse_duration, parse_rate
 from .inputs import LayerSpec
 from .machine import load_machine

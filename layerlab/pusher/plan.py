@@ -2,7 +2,7 @@
 
 For every source layer a :class:`LayerTask` says whether its bytes go as stored (blobs a
 layout or a registry keeps compressed) or are compressed on the way, the media type of
-the blob, and the candidate compressed blobs (:class:`~layerlab.push.lookup.Known`)
+the blob, and the candidate compressed blobs (:class:`~layerlab.pusher.lookup.Known`)
 learned without compressing: from the source itself, the local digest cache, and the
 destination registry's manifests and configs.
 """

@@ -2,7 +2,7 @@
 
 A blob's bytes come from a *stream factory* ``make(skip)``: either the layer as stored
 (:class:`StoredStream`) or the layer compressed on the fly
-(:class:`~layerlab.push.compress.CompressingStream`). Both hash everything they produce
+(:class:`~layerlab.pusher.compress.CompressingStream`). Both hash everything they produce
 and drop the first ``skip`` bytes; since compression is deterministic, **resuming** an
 upload at the offset the registry reports (``GET`` on the upload URL) means regenerating
 the stream and skipping what the registry already has: no temporary file, no buffer of
@@ -38,7 +38,7 @@ class PushAborted(PushError):
 
 class StoredStream(BlobStream):
     """A blob's stored bytes as they are, read in 1 MiB chunks (hashed, see
-    :class:`~layerlab.push.compress.BlobStream`)."""
+    :class:`~layerlab.pusher.compress.BlobStream`)."""
 
     def _chunks(self) -> Iterator[bytes]:
         read = self.source.read

@@ -3,7 +3,7 @@
 A discrete-event model of a push (per layer and per request: existence checks, mounts,
 compression, upload, the registry's verification and storage, the manifest) over shared
 resources (client cores, the network link, the registry, a buffering proxy), driven by
-the same :class:`~layerlab.push.PushProfile` values the real pusher uses.
+the same :class:`~layerlab.pusher.PushProfile` values the real pusher uses.
 
 * :func:`simulate` - one scenario -> :class:`SimulationResult`;
 * :func:`sweep` - a grid of scenarios -> :class:`SweepResult`;
@@ -32,18 +32,18 @@ __all__ = [
 ]
 
 _LAZY = {
-    "calibrate": "layerlab.simulate.calibration",
-    "validate": "layerlab.simulate.validation",
-    "ValidationResult": "layerlab.simulate.validation",
-    "seed_story": "layerlab.simulate.scenarios",
-    "StoryResult": "layerlab.simulate.scenarios",
+    "calibrate": "layerlab.simulator.calibration",
+    "validate": "layerlab.simulator.validation",
+    "ValidationResult": "layerlab.simulator.validation",
+    "seed_story": "layerlab.simulator.scenarios",
+    "StoryResult": "layerlab.simulator.scenarios",
 }
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'layerlab.simulate' has no attribute {name!r}")
+        raise AttributeError(f"module 'layerlab.simulator' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

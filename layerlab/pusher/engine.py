@@ -9,7 +9,7 @@ both hashes in one pass, no temporary file (unless the profile asks for Docker 1
 The config goes after the layers, the manifest last, and only once every blob is
 confirmed; the digest cache learns only confirmed blobs.
 
-Which of these steps run is decided by the :class:`~layerlab.push.profiles.PushProfile`,
+Which of these steps run is decided by the :class:`~layerlab.pusher.profiles.PushProfile`,
 so historical clients are replayed by the same code.
 """
 

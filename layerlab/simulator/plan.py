@@ -2,7 +2,7 @@
 
 :class:`Scenario` holds every input resolved to numbers; :func:`plan_layers` applies the
 profile's dedup rules (check, mount, how to upload) to the registry's known contents,
-as layerlab's pusher does (:mod:`layerlab.push.pusher`).
+as layerlab's pusher does (:mod:`layerlab.pusher.engine`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..push.profiles import PushProfile, get_profile
+from ..pusher.profiles import PushProfile, get_profile
 from .inputs import LayerSpec, Network, RegistrySettings
 from .machine import MachineProfile, compression_key
 

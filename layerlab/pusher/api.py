@@ -80,7 +80,7 @@ def push(image: Image | ImageIndex | str, destination: str | RegistryReference, 
     ``retry_backoff``, ``threads``/``compress_threads``...) or configure the registry client
     (``plain_http``, ``insecure``, ``auth=(user, password)``, ``docker_config``,
     ``timeout``). ``cache`` (default on) is the local digest cache, in ``cache_dir`` or
-    the default directory (see :mod:`layerlab.push.cache`); ``lookup`` lists more
+    the default directory (see :mod:`layerlab.pusher.cache`); ``lookup`` lists more
     ``repo:tag`` references of the destination registry whose layers may be reused.
 
     A schema1 source is converted to schema2 first (each layer read once for its diff_id,
@@ -99,7 +99,7 @@ def push(image: Image | ImageIndex | str, destination: str | RegistryReference, 
 
     The first blob a process streams raises glibc's malloc mmap and trim thresholds for
     the whole process, so freed megabyte buffers are reused rather than faulted in again
-    (:mod:`layerlab.push.memory`): a notebook that pushes keeps up to about 256 MiB of
+    (:mod:`layerlab.pusher.memory`): a notebook that pushes keeps up to about 256 MiB of
     freed heap instead of returning it at once.
     """
     base = get_profile(profile)
@@ -150,7 +150,7 @@ class _Session:
         """One image; with ``own_client`` on connections of its own (closed after), so
         its request count is its own while other images of the session push at once."""
         from ..manifest import Schema1Manifest
-        from .pusher import Pusher
+        from .engine import Pusher
 
         if isinstance(image.manifest, Schema1Manifest):
             from ..sources.remote.image import schema1_as_schema2

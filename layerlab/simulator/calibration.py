@@ -25,7 +25,7 @@ samples with ``quick=True`` so it takes a few seconds):
   (an upload limited to 200 MB/s).
 
 The result is a :class:`MachineProfile`, saved (by default) to
-:func:`~layerlab.simulate.machine.default_machine_path` for ``machine="saved"``.
+:func:`~layerlab.simulator.machine.default_machine_path` for ``machine="saved"``.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def _compressor(key: str) -> Callable[[bytes], int]:
     engine, _, level_text = key.rpartition("-")
     level = int(level_text)
     try:
-        from ..push.compress import CompressionSettings, gzip_frames, zstd_frames
-        from ..push.memory import keep_freed_buffers
+        from ..pusher.compress import CompressionSettings, gzip_frames, zstd_frames
+        from ..pusher.memory import keep_freed_buffers
 
         keep_freed_buffers()  # as a push runs it
         if engine == "zstd":
@@ -222,7 +222,7 @@ def cpu_probe(seconds: float = 0.1, threads: int | None = None) -> tuple[float, 
 
 def measure_cache_write(repeat: int = 7, directory: str | None = None) -> float:
     """Seconds of one write transaction of the pusher's digest cache (a ``forget``)."""
-    from ..push.cache import CacheRecord, DigestCache
+    from ..pusher.cache import CacheRecord, DigestCache
 
     with tempfile.TemporaryDirectory(prefix="layerlab-calibrate-", dir=directory) as tmp:
         cache = DigestCache(tmp)
