@@ -1,6 +1,6 @@
 # layerlab: two commands for a fresh machine
 #   make demo   - end-to-end demo on the embedded local registry
-#   make test   - every test (unit, interop with skopeo/docker-registry, notebooks under nbval)
+#   make test   - every test (unit, interop with skopeo/docker-registry, workshop notebooks under nbval)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,17 +17,17 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 samples: venv
-	@test -f sample_images/expected.json || $(PY) sample_images/make_samples.py
+	@test -f sample_images/expected.json || $(PY) -m layerlab.samples --out sample_images
 
 demo: venv samples
 	$(PY) -m layerlab demo
 
 test: venv
-	$(PY) -m pytest -q --nbval tests notebooks
+	$(PY) -m pytest -q --nbval tests layerlab/workshop
 
 notebooks: venv
 	$(PY) -m pip install -q -e '.[notebook]'
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab layerlab/workshop/
 
 bench: venv
 	@echo "benchmarks: see benchmarks/README.md (each is run on its own, e.g. $(PY) benchmarks/bench_push.py)"

@@ -34,10 +34,9 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "sample_images"))
 
 import _content  # noqa: E402
-from imagewriter import EPOCH, Image, Layer, TarWriter, canonical_json, write_docker_archive  # noqa: E402
+from layerlab.samples.imagewriter import EPOCH, Image, Layer, TarWriter, canonical_json, write_docker_archive  # noqa: E402
 
 GENERATOR_VERSION = 3
 DEFAULT_OUT = Path("/tmp/layerlab-bench")

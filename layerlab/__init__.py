@@ -37,6 +37,9 @@ _EXPORTS: dict[str, str] = {
     "ImageSummary": "layerlab.sources",
     "RegistryClient": "layerlab.sources.remote",
     "load_repository": "layerlab.sources.remote",
+    # sample images and workshop notebooks
+    "samples_dir": "layerlab.samples",
+    "copy_notebooks": "layerlab.workshop",
     # registry
     "LocalRegistry": "layerlab.registry",
     # push

@@ -8,15 +8,11 @@ import io
 import json
 import os
 import shutil
-import sys
 import tarfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "sample_images"))
-
-from imagewriter import EPOCH, Image, Layer, TarWriter, canonical_json, write_docker_archive  # noqa: E402
+from layerlab.samples.imagewriter import EPOCH, Image, Layer, TarWriter, canonical_json, write_docker_archive  # noqa: E402
 
 # An entry: ("file", path, data[, mode[, mtime]]), ("dir", path), ("symlink", path, target),
 # ("hardlink", path, target), ("whiteout", path) -> dir/.wh.name, ("opaque", dir).

@@ -15,7 +15,7 @@ from analysis_images import extract_archive_image, image, tree_listing, write_ar
 from layerlab.analysis import diff
 from layerlab.errors import CorruptArchiveError
 from layerlab.sources import open_image
-from imagewriter import write_docker_archive
+from layerlab.samples.imagewriter import write_docker_archive
 
 PAIRS = [("app-v1", "app-v2"), ("app-v2", "app-v1"), ("base", "wasted"), ("wasted", "base"),
          ("app24", "app14"), ("app14", "wasted"), ("base", "app24")]

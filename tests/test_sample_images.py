@@ -91,7 +91,7 @@ def read_form(form: dict) -> tuple[bytes, list[tuple[bytes, bytes, str]]]:
 
 
 def test_regenerating_gives_identical_bytes(tmp_path):
-    subprocess.run([sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(tmp_path)],
+    subprocess.run([sys.executable, "-m", "layerlab.samples", "--out", str(tmp_path)],
                    check=True, capture_output=True)
     committed, fresh = output_files(SAMPLES), output_files(tmp_path)
     assert sorted(fresh) == sorted(committed)
@@ -335,7 +335,7 @@ def test_genimage_small_scale_structure(tmp_path):
 def test_genimage_shares_the_sample_writer():
     import genimage
 
-    assert genimage.write_docker_archive.__module__ == "imagewriter"
+    assert genimage.write_docker_archive.__module__ == "layerlab.samples.imagewriter"
     plan = genimage.plan(0.01)
     by_kind = {k: sum(f.size for f in plan if f.kind == k) for k in ("text", "binary", "packed")}
     assert by_kind == {"text": 2_574_000, "binary": 4_212_000, "packed": 1_014_000}

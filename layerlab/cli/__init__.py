@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "layerlab.cli.simulate_cmd",
     "registry": "layerlab.cli.registry_cmd",
     "demo": "layerlab.cli.demo_cmd",
+    "notebooks": "layerlab.cli.notebooks_cmd",
 }
 
 

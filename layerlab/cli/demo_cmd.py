@@ -34,8 +34,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="PATH",
                         help="report file (default: reports/demo-YYYYmmdd-HHMMSS.html)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
-    parser.add_argument("--samples", metavar="DIR", help="sample_images directory "
-                        "(default: ./sample_images, built if missing)")
+    parser.add_argument("--samples", metavar="DIR", help="sample images directory, built "
+                        "if missing (default: layerlab.samples.samples_dir())")
     parser.add_argument("--image", default="app24", choices=["app24", "app14", "app-v1", "app-v2"],
                         help="sample image pushed with each profile (default: app24)")
     parser.add_argument("--profiles", default="docker-1.7,fast", metavar="LIST",
@@ -100,7 +100,7 @@ def _print_results(exp: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..notebook.experiment import experiment_report, find_samples, run_experiment
+    from ..notebook.experiment import experiment_report, run_experiment
     from .output import print_json
 
     quiet = args.quiet or args.json
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     for name in profiles:
         get_profile(name)  # unknown names fail here, before any work
-    samples = Path(args.samples) if args.samples else find_samples()
+    samples = Path(args.samples) if args.samples else None
     exp = run_experiment(samples, image=args.image, profiles=profiles,
                          wan=None if args.no_wan else (args.latency, args.bandwidth), say=say)
     if not quiet:

@@ -10,16 +10,13 @@ all into one self-contained HTML page.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["PushRun", "Experiment", "find_samples", "ensure_samples", "run_experiment",
-           "experiment_report", "DEFAULT_WAN"]
+__all__ = ["PushRun", "Experiment", "run_experiment", "experiment_report", "DEFAULT_WAN"]
 
 DEFAULT_WAN = ("20 ms", "50 Mbit/s")
 """The emulated WAN: latency added to every request, and the link's bandwidth."""
@@ -87,28 +84,6 @@ class Experiment:
         }
 
 
-def find_samples(start: Path | None = None) -> Path:
-    """``sample_images/`` of this checkout: beside the package, else under the cwd."""
-    package_root = Path(__file__).resolve().parents[2] / "sample_images"
-    for candidate in ((start or Path.cwd()) / "sample_images", package_root):
-        if (candidate / "make_samples.py").exists() or (candidate / "expected.json").exists():
-            return candidate
-    return package_root
-
-
-def ensure_samples(samples: Path, say: Callable[[str], None] = print) -> None:
-    """Build the sample images if they are missing (a fresh clone without them)."""
-    if (samples / "expected.json").exists() and (samples / "docker-archive" / "app24.tar").exists():
-        return
-    script = samples / "make_samples.py"
-    if not script.exists():
-        from ..errors import LayerlabError
-
-        raise LayerlabError(f"no sample images in {samples} and no make_samples.py to build them")
-    say(f"building the sample images in {samples} ...")
-    subprocess.run([sys.executable, str(script)], check=True, cwd=samples.parent)
-
-
 def _machine(images: Sequence[Any], profiles: Sequence[str],
              say: Callable[[str], None]) -> Any:
     """The calibrated machine profile if one was saved; else a quick calibration of this
@@ -146,8 +121,9 @@ def run_experiment(samples: Path | None = None, *, image: str = "app24",
     from ..simulator import RegistrySettings, simulate
 
     started = time.perf_counter()
-    samples = samples or find_samples()
-    ensure_samples(samples, say)
+    from ..samples import ensure_samples, samples_dir
+
+    samples = ensure_samples(samples, say) if samples else samples_dir(say)
     archive = samples / "docker-archive"
     images = {name: open_image(f"docker-archive:{archive / 'family.tar'}:{ref}")
               for name, ref in (("base", "base:1"), ("app:v1", "app:v1"), ("app:v2", "app:v2"))}

@@ -48,9 +48,9 @@ class _Widget:
 def sample_references(samples: str | Path | None = None) -> list[str]:
     """Image references for the sample images: every archive tag and layout ref."""
     from ..sources import list_images
-    from .experiment import find_samples
+    from ..samples import samples_dir
 
-    root = Path(samples) if samples else find_samples()
+    root = Path(samples) if samples else samples_dir()
     refs: list[str] = []
     for archive in sorted((root / "docker-archive").glob("*.tar")):
         refs += [s.reference for s in list_images(f"docker-archive:{archive}")]

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..cachedir import default_cache_dir
+
 __all__ = ["DigestCache", "CachedBlob", "CacheRecord", "CacheWarning", "default_cache_dir"]
 
 _SCHEMA = """
@@ -41,15 +43,6 @@ CREATE TABLE IF NOT EXISTS locations (
 
 class CacheWarning(UserWarning):
     """The digest cache could not be read or written; the push went on without it."""
-
-
-def default_cache_dir() -> Path:
-    """``$LAYERLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/layerlab``, else ``~/.cache/layerlab``."""
-    explicit = os.environ.get("LAYERLAB_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "layerlab"
 
 
 @dataclass(frozen=True)

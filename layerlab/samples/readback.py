@@ -222,7 +222,7 @@ def describe_outputs(out: Path) -> dict:
                 files[path.relative_to(out).as_posix()] = {"sha256": sha256(data), "size": len(data)}
     expected = {"images": dict(sorted(images.items())), "files": files}
     (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
-    from readme import readme_text
+    from .readme import readme_text
 
     (out / "README.md").write_text(readme_text(expected))
     return expected

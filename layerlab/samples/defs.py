@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from imagewriter import Entry, Image, Layer, canonical_json, sha256_hex
+from .imagewriter import Entry, Image, Layer, canonical_json, sha256_hex
 
 WORDS = (
     "def return self import from class if else elif for while in not and or None True False "

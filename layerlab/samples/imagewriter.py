@@ -1,9 +1,10 @@
 """Byte-reproducible writers for container image archives (standard library only).
 
-Shared by ``make_samples.py`` (the small committed samples) and
+Shared by :mod:`layerlab.samples.build` (the small sample images) and
 ``benchmarks/genimage.py`` (the big benchmark images), so the tar and archive layout
-logic lives in one place.  Independent of the ``layerlab`` package on purpose: the
-samples are fixtures that the package is tested against.
+logic lives in one place.  Like all of :mod:`layerlab.samples`, independent of the rest
+of the ``layerlab`` package on purpose: the samples are fixtures that the package is
+tested against.
 
 Reproducibility rules: every tar entry has a fixed mtime, uid/gid 0, fixed user/group
 names, and entries are written sorted by name; gzip has mtime 0, no file name and a

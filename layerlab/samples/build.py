@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Make the small, byte-reproducible sample images of layerlab.
+"""Write the small, byte-reproducible sample images of layerlab.
 
-    python sample_images/make_samples.py [--out DIR]
+    python -m layerlab.samples --out DIR
 
 Writes docker-archive/ (``docker save`` tars, classic and Docker >= 25 layouts), oci/
 (OCI image layout directories), oci-archive/, then reads every written file back to
@@ -14,18 +13,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shutil
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import sample_defs as defs  # noqa: E402
-from imagewriter import (  # noqa: E402
+from . import defs
+from .imagewriter import (
     OCI_INDEX, REF_NAME, BlobStore, Image, docker25_files, write_docker_archive,
     write_files_tar, write_layout_dir,
 )
-from readback import describe_outputs  # noqa: E402
+from .readback import describe_outputs
+
+__all__ = ["OUTPUT_DIRS", "build_samples", "main", "sample_images"]
 
 OUTPUT_DIRS = ("docker-archive", "oci", "oci-archive")
 
@@ -82,21 +79,23 @@ def write_oci(out: Path, images: dict[str, Image]) -> None:
     write_files_tar(out / "oci-archive" / "app-v1.tar", store.layout_files([root]))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write every sample under --out (default: this directory), then expected.json and README."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--out", type=Path, default=HERE, help="output directory")
-    args = parser.parse_args(argv)
-    out: Path = args.out
+def build_samples(out: Path) -> dict:
+    """Write every sample under ``out`` (replacing earlier ones), then expected.json and
+    README.md; returns what expected.json holds."""
     out.mkdir(parents=True, exist_ok=True)
     for name in OUTPUT_DIRS:
         shutil.rmtree(out / name, ignore_errors=True)
     images = sample_images()
     write_docker_archives(out, images)
     write_oci(out, images)
-    describe_outputs(out)
+    return describe_outputs(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m layerlab.samples --out DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m layerlab.samples",
+                                     description="Write the sample images of layerlab.")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    args = parser.parse_args(argv)
+    build_samples(args.out)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
