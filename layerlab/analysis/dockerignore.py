@@ -12,6 +12,10 @@ classes, ``\\`` escapes) plus ``**``, which matches any number of directories (a
 none); a path is excluded when it, or one of its parent directories, matches a
 pattern; every pattern is tried in order and the last one that matches decides, so a
 later ``!pattern`` re-includes what an earlier pattern excluded.
+
+Written here because no Python library has these rules: :mod:`fnmatch` lets ``*`` cross
+``/`` and has no ``**``; ``pathspec`` implements gitignore's, which differ (a pattern
+without ``/`` matches at any depth there, only at the root here).
 """
 
 from __future__ import annotations
