@@ -107,7 +107,9 @@ def test_context_report(tmp_path):
         ("src", 500, 2), (".dockerignore", ignore_size, 1)]
     assert report.largest_sent_files[0].path == "src/main.py"
     data = json.loads(json.dumps(report.to_json()))
-    assert data["without_dockerignore"] == {"size": all_size, "files": 12}
+    # 7 directories and 12 files of 512-byte headers; data padded to 512; the end blocks
+    all_tar = 19 * 512 + 512 * 8 + 5120 + 4096 + 1024 + 1024
+    assert data["without_dockerignore"] == {"size": all_size, "files": 12, "tar_size": all_tar}
     assert data["dropped_size"] == 9000 + 700 + 90
     assert report.to_frame()["status"].tolist()[:3] == ["dropped"] * 3
     assert "node_modules/" in report._repr_html_()
@@ -123,3 +125,21 @@ def test_context_without_ignore_file_and_dockerfile_specific_one(tmp_path):
     assert dev.dropped_size == 1000
     with pytest.raises(LayerlabError, match="not a directory"):
         context_report(tmp_path / "nope")
+
+
+def test_tar_size_counts_the_stream_the_legacy_builder_sends(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "empty").write_bytes(b"")
+    (tmp_path / "d" / "data").write_bytes(b"x" * 513)
+    os.link(tmp_path / "d" / "data", tmp_path / "d" / "hard")
+    os.symlink("data", tmp_path / "d" / "link")
+    long_name = "n" * 120
+    (tmp_path / long_name).write_bytes(b"y")
+    (tmp_path / "skip.log").write_bytes(b"z" * 5000)
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    report = context_report(tmp_path)
+    headers = 512 * 7                   # d/, 4 entries in d/, the long name, .dockerignore
+    data = 1024 + 512 + 512              # data padded (its hard link adds none), y, ignore file
+    pax = 1024                           # the 120-byte name's PAX record
+    assert report.sent_tar_size == headers + data + pax + 1024
+    assert report.total_tar_size == report.sent_tar_size + 512 + 5120

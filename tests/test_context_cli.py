@@ -19,5 +19,5 @@ def test_context_cli(tmp_path, capsys):
     assert ["node_modules/", "4.0", "kB", "1"] in rows
     assert main(["context", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["with_dockerignore"] == {"size": 113, "files": 2}
+    assert data["with_dockerignore"] == {"size": 113, "files": 2, "tar_size": 3072}
     assert main(["context", str(tmp_path / "nope")]) == 2

@@ -7,6 +7,11 @@ largest items the ignore file drops (a dropped directory counts as one item) and
 largest items still sent. The Dockerfile and the ignore file itself are always sent, as
 the classic builder does. The ignore file is ``<Dockerfile>.dockerignore`` next to the
 Dockerfile if it exists (BuildKit's rule), else ``.dockerignore`` at the context root.
+
+``tar_size`` is what the legacy builder reports as "Sending build context to Docker
+daemon": the bytes of the tar stream it sends (Go's archive/tar as Docker writes it: a
+512-byte header per directory and file, file data padded to 512 bytes, a hard link's
+data once, a PAX record before names of 100 bytes or more, 1,024 bytes at the end).
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class ContextReport:
     total_files: int
     sent_size: int
     sent_files: int
+    total_tar_size: int
+    sent_tar_size: int
     dropped: tuple[ContextItem, ...]
     largest_sent: tuple[ContextItem, ...]
     largest_sent_files: tuple[ContextItem, ...] = field(default=())
@@ -71,8 +78,10 @@ class ContextReport:
         return {
             "directory": self.directory, "dockerignore": self.dockerignore,
             "patterns": list(self.patterns),
-            "without_dockerignore": {"size": self.total_size, "files": self.total_files},
-            "with_dockerignore": {"size": self.sent_size, "files": self.sent_files},
+            "without_dockerignore": {"size": self.total_size, "files": self.total_files,
+                                     "tar_size": self.total_tar_size},
+            "with_dockerignore": {"size": self.sent_size, "files": self.sent_files,
+                                  "tar_size": self.sent_tar_size},
             "dropped_size": self.dropped_size, "dropped_files": self.dropped_files,
             "dropped": [i.to_json() for i in self.dropped],
             "largest_sent": [i.to_json() for i in self.largest_sent],
@@ -117,6 +126,20 @@ class ContextReport:
                           html_table(["still sent", "size", "files"], sent, "lrr"))
 
 
+_BLOCK = 512
+_TAR_END = 2 * _BLOCK
+
+
+def _tar_data(size: int, info: os.stat_result, seen: set[tuple[int, int]]) -> int:
+    """Tar bytes of a file's data: padded to 512; nothing for a hard link already sent."""
+    if info.st_nlink > 1:
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            return 0
+        seen.add(key)
+    return -(-size // _BLOCK) * _BLOCK
+
+
 def _find_ignore_file(root: Path, dockerfile: str) -> Path | None:
     specific = (root / dockerfile).parent / (Path(dockerfile).name + ".dockerignore")
     if specific.is_file():
@@ -144,6 +167,8 @@ def context_report(directory: str | Path, *, dockerignore: str | Path | None = N
             pass
 
     total_size = total_files = sent_size = sent_files = 0
+    total_tar = sent_tar = _TAR_END
+    linked: tuple[set[tuple[int, int]], set[tuple[int, int]]] = (set(), set())  # all, sent
     dropped: dict[str, list[int]] = {}   # topmost ignored path -> [size, files, is_dir]
     sent_top: dict[str, list[int]] = {}  # top-level item -> [size, files, is_dir]
     sent_files_list: list[tuple[int, str]] = []
@@ -154,7 +179,7 @@ def context_report(directory: str | Path, *, dockerignore: str | Path | None = N
         slot[1] += files
 
     def walk(rel: str, abs_path: str, dropped_root: str | None) -> None:
-        nonlocal total_size, total_files, sent_size, sent_files
+        nonlocal total_size, total_files, sent_size, sent_files, total_tar, sent_tar
         try:
             it = os.scandir(abs_path)
         except OSError as exc:
@@ -170,14 +195,21 @@ def context_report(directory: str | Path, *, dockerignore: str | Path | None = N
                 root_of_drop = path
             if not excluded:
                 root_of_drop = None
+            info = item.stat(follow_symlinks=False)
+            header = _BLOCK + (2 * _BLOCK if len(path.encode()) >= 100 else 0)
             if is_dir:
+                total_tar += header
+                sent_tar += 0 if excluded else header
                 walk(path, item.path, root_of_drop)
                 if excluded and root_of_drop == path:
                     dropped.setdefault(path, [0, 0, 1])
                 continue
-            size = item.stat(follow_symlinks=False).st_size if item.is_file(follow_symlinks=False) else 0
+            size = info.st_size if item.is_file(follow_symlinks=False) else 0
             total_size += size
             total_files += 1
+            total_tar += header + _tar_data(size, info, linked[0])
+            if not excluded:
+                sent_tar += header + _tar_data(size, info, linked[1])
             if excluded:
                 note_dropped(root_of_drop or path, size, 1, root_of_drop != path)
             else:
@@ -201,5 +233,6 @@ def context_report(directory: str | Path, *, dockerignore: str | Path | None = N
         dockerignore=str(ignore_path) if ignore_path is not None else None,
         patterns=tuple(("!" if p.exclusion else "") + p.pattern for p in matcher.patterns),
         total_size=total_size, total_files=total_files, sent_size=sent_size,
-        sent_files=sent_files, dropped=tuple(dropped_items), largest_sent=sent_items,
+        sent_files=sent_files, total_tar_size=total_tar, sent_tar_size=sent_tar,
+        dropped=tuple(dropped_items), largest_sent=sent_items,
         largest_sent_files=largest_files)

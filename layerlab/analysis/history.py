@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..model import Image
+from ..tarstream import TarEntry
 from ..units import format_size
 from ._present import html_block, html_table, image_label, short_digest
 from .filesystem import MergedFilesystem
@@ -79,7 +80,13 @@ def _run_body(created_by: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One layer: the instruction that made it, its sizes and entry count."""
+    """One layer: the instruction that made it, its sizes and entry count.
+
+    ``content_size`` is the SIZE column of ``docker history``: the bytes of the files the
+    layer holds as Docker's graph driver counts them (regular files' sizes, a symbolic
+    link's target length, a hard link's data once, directories and whiteouts nothing);
+    ``None`` without the layer's headers.
+    """
 
     index: int
     digest: str
@@ -91,12 +98,14 @@ class LayerInfo:
     compression: str = "none"
     entries: int | None = None
     tiny: bool = False
+    content_size: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "digest": self.digest, "diff_id": self.diff_id,
                 "size": self.size, "uncompressed_size": self.uncompressed_size,
                 "compression": self.compression, "created_by": self.created_by,
-                "instruction": self.instruction, "entries": self.entries, "tiny": self.tiny}
+                "instruction": self.instruction, "entries": self.entries, "tiny": self.tiny,
+                "content_size": self.content_size}
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,11 @@ def _runs(steps: Sequence[HistoryStep]) -> list[tuple[int, int]]:
     return runs
 
 
+def _content_size(entries: Sequence[TarEntry]) -> int:
+    return sum(e.size if e.type == "file" else len(e.linkname.encode()) if e.type == "symlink"
+               else 0 for e in entries if e.whiteout is None)
+
+
 def layer_advice(image: Image, *, files: bool = True,
                  tiny_threshold: int = DEFAULT_TINY_THRESHOLD,
                  workers: int | None = None) -> LayerAdvice:
@@ -382,7 +396,8 @@ def layer_advice(image: Image, *, files: bool = True,
             uncompressed, layer.created_by,
             instr_by_layer.get(i, instruction_of(layer.created_by)), layer.compression,
             len(scans[i].entries) if scans is not None else None,
-            (uncompressed if uncompressed is not None else layer.size) < tiny_threshold))
+            (uncompressed if uncompressed is not None else layer.size) < tiny_threshold,
+            _content_size(scans[i].entries) if scans is not None else None))
     deleted: list[DeletedFile] = []
     if scans is not None:
         fs = MergedFilesystem(track=True)

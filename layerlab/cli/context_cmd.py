@@ -8,13 +8,15 @@ leading ``/`` and ``./`` stripped and patterns cleaned. The ignore file is
 ``--dockerignore FILE``). The Dockerfile and the ignore file are always sent.
 
 Reports the size (bytes of regular files) and file count (non-directories) both ways,
-the largest items the ignore file drops and the largest items still sent.
+the largest items the ignore file drops and the largest items still sent. ``tar_size`` is
+the tar stream the legacy builder sends, the figure of its "Sending build context to
+Docker daemon" line.
 
 ``--json`` shape (sizes in bytes)::
 
     {"directory", "dockerignore": path | null, "patterns": [str],
-     "without_dockerignore": {"size", "files"},
-     "with_dockerignore": {"size", "files"},
+     "without_dockerignore": {"size", "files", "tar_size"},
+     "with_dockerignore": {"size", "files", "tar_size"},
      "dropped_size", "dropped_files",
      "dropped": [ITEM], "largest_sent": [ITEM], "largest_sent_files": [ITEM]}
     ITEM = {"path", "size", "files", "is_dir"}

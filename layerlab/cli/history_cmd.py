@@ -11,7 +11,7 @@ left (e.g. 24 -> 14); ``--no-files`` uses the manifest and config only.
 
     {"reference", "name",
      "layers": [{"index", "digest", "diff_id", "size", "uncompressed_size", "compression",
-                 "created_by", "instruction", "entries", "tiny"}],
+                 "created_by", "instruction", "entries", "tiny", "content_size"}],
      "history": [{"position", "created_by", "instruction", "empty_layer", "layer",
                   "created"}],
      "empty_steps": [position],
