@@ -21,11 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["DockerEngine", "start_dockerd", "docker_binaries", "DockerUnavailable"]
+__all__ = ["DockerEngine", "start_dockerd", "docker_binaries", "DockerUnavailable",
+           "DockerCommandError"]
 
 
 class DockerUnavailable(RuntimeError):
     """dockerd or the docker client is not installed, or the engine did not come up."""
+
+
+class DockerCommandError(subprocess.CalledProcessError):
+    """A docker client command failed; its message ends with the command's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}: {self.stderr}"
 
 
 def docker_binaries() -> tuple[str, str]:
@@ -73,7 +81,7 @@ class DockerEngine:
                               capture_output=capture, timeout=timeout)
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip() if capture else ""
-            raise subprocess.CalledProcessError(proc.returncode, ["docker", *args],
+            raise DockerCommandError(proc.returncode, ["docker", *args],
                                                 output=proc.stdout, stderr=err)
         return proc
 
