@@ -58,9 +58,10 @@ def _free_port() -> int:
 
 
 class Distribution:
-    """A docker-registry process with its own data directory."""
+    """A docker-registry process with its own data directory; ``storage_extra`` is more
+    YAML under ``storage:`` (e.g. the blob-descriptor cache)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, storage_extra: str = "") -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
@@ -68,7 +69,7 @@ class Distribution:
         config.write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
+            "  delete:\n    enabled: true\n" + storage_extra +
             f"http:\n  addr: 127.0.0.1:{self.port}\n")
         self.log = open(root / "registry.log", "ab")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(config)],

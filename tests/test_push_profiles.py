@@ -85,8 +85,13 @@ def test_docker_streams_with_five_uploads_at_most(reg, tmp_path):
     cache = DigestCache(tmp_path)
     layers = EXPECTED["app24"]["layer_count"]
     result, entries, kinds = _push(reg, "docker", APP24, "dk/app", cache)
+    # as dockerd 20.10 does (tests/test_docker_interop.py): the config HEADed first (its
+    # digest is known), every blob HEADed again once committed
     assert kinds == Counter({"upload_start": layers + 1, "upload_patch": layers + 1,
-                             "upload_put": layers + 1, "manifest_put": 1})
+                             "upload_put": layers + 1, "blob_head": 1 + layers + 1,
+                             "manifest_put": 1})
+    assert Counter(e.status for e in entries if e.kind == "blob_head") == {
+        404: 1, 200: layers + 1}
     assert all(e.bytes_in == 0 for e in entries if e.kind == "upload_put")
     overlap = _max_overlap(entries, {"upload_start", "upload_patch", "upload_put"})
     assert 1 < overlap <= 5

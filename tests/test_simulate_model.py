@@ -369,3 +369,13 @@ def test_under_load_scales_the_calibrated_capacity():
     assert loaded.cpu == pytest.approx(0.8)
     assert loaded.probe_parallelism == 0.95
     assert machine.under_load(200 * MB, 1.9).cpu == pytest.approx(1.6)
+
+
+def test_docker_profile_requests_follow_dockerd():
+    """dockerd 20.10's requests (tests/test_docker_interop.py sees them on the real engine):
+    per new blob POST, PATCH, PUT and a HEAD once committed; the config HEADed first; a
+    re-push HEADs every layer it knows, and the config."""
+    fresh = simulate([10_000_000] * 24, "docker")
+    assert fresh.requests == 24 * 4 + (1 + 3 + 1) + 1
+    again = simulate([10_000_000] * 24, "docker", existing="all")
+    assert again.requests == 24 + 1 + 1

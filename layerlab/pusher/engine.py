@@ -193,12 +193,24 @@ class Pusher:
                 if outcome is not None:
                     return outcome
             outcome, session = self._mount(task)
-            if outcome is not None:
-                return outcome
-            keep_freed_buffers()  # a blob is about to stream through this process
-            if task.stored:
-                return self._upload_stored(task, session)
-            return self._upload_compressed(task, session)
+            if outcome is None:
+                keep_freed_buffers()  # a blob is about to stream through this process
+                outcome = (self._upload_stored(task, session) if task.stored
+                           else self._upload_compressed(task, session))
+            return self._confirmed(task.name, task.diff_id, outcome)
+
+    def _confirmed(self, name: str, diff_id: str | None, outcome: LayerOutcome) -> LayerOutcome:
+        """With ``confirm_uploads``, HEAD a blob just committed or mounted."""
+        if self.profile.confirm_uploads:
+            start = self.log.now()
+            size = self._head_blob(outcome.digest)
+            self.log.add(name, diff_id, "check", start,
+                         outcome="exists" if size is not None else "missing",
+                         detail=f"{outcome.digest} (confirming the upload)")
+            if size is None:
+                raise RegistryProtocolError(f"{self.dest}: the registry accepted blob "
+                                            f"{outcome.digest} but a HEAD does not find it")
+        return outcome
 
     def _upload_stored(self, task: LayerTask, session: Any) -> LayerOutcome:
         layer = task.layer
@@ -302,7 +314,7 @@ class Pusher:
         if actual != config.digest:
             raise DigestMismatchError(f"{self.image.reference}: config", config.digest, actual)
         name = "config"
-        if self.profile.check_existing == "always":
+        if self.profile.check_existing == "always" or self.profile.check_config:
             start = self.log.now()
             size = self._head_blob(config.digest)
             self.log.add(name, None, "check", start, outcome="exists" if size is not None
@@ -319,8 +331,9 @@ class Pusher:
             self.log.add(name, None, "mount", start, outcome="mounted" if session is None
                          else "refused", detail=f"from {self.source_ref.repository}")
             if session is None:
-                return LayerOutcome(str(config.digest), None, len(raw), descriptor.media_type,
-                                    "mounted", self.source_ref.repository)
+                return self._confirmed(name, None, LayerOutcome(
+                    str(config.digest), None, len(raw), descriptor.media_type, "mounted",
+                    self.source_ref.repository))
         start = self.log.now()
         if self.profile.small_blob_limit and session is None:
             self.client.upload_blob(self.dest.repository, config.digest, raw)
@@ -332,7 +345,8 @@ class Pusher:
                 return StoredStream(io.BytesIO(raw), skip)
 
             self.sender.send(name, None, make, lambda s: None, session, config.digest)
-        return LayerOutcome(str(config.digest), None, len(raw), descriptor.media_type, "pushed")
+        return self._confirmed(name, None, LayerOutcome(str(config.digest), None, len(raw),
+                                                        descriptor.media_type, "pushed"))
 
     def _push_manifest(self, media_type: str, layers: list[Descriptor],
                        existing: ImageManifest | None) -> tuple[str, str, str]:

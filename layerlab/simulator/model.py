@@ -21,9 +21,11 @@ decided by the same :class:`~layerlab.pusher.PushProfile` fields:
    Layers up to ``small_blob_limit`` are compressed in memory and sent in one request;
 6. **commit** - the final PUT: the registry verifies the digest (free with streaming
    hashing; a re-read with ``verify="reread"``) and moves the blob into storage (for a
-   monolithic PUT this is the end of the upload request);
-7. **manifest** - the config blob (HEAD with ``always``, then uploaded if missing), then
-   the manifest (HEAD with ``always``; PUT unless it is there already).
+   monolithic PUT this is the end of the upload request); with ``confirm_uploads`` a HEAD
+   follows every committed or mounted blob;
+7. **manifest** - the config blob (HEAD with ``always`` or ``check_config``, then
+   uploaded if missing), then the manifest (HEAD with ``always``; PUT unless it is there
+   already).
 
 Resources (shared as in :mod:`.engine`): ``cpu`` (client cores), ``compress_pool`` (the
 pusher's block-compression threads), ``net`` (the link), ``registry`` (its cores),
@@ -252,8 +254,16 @@ def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan, checked: bool) -> Itera
         yield Step("mount", name, **costs.req(2), requests=1,
                    outcome="mounted" if plan.mounted else "refused")
         if plan.mounted:
+            yield from _confirm(sc, costs, name)
             return
     yield from _upload(sc, costs, plan, name)
+    yield from _confirm(sc, costs, name)
+
+
+def _confirm(sc: Scenario, costs: _Costs, name: str) -> Iterator[Step]:
+    if sc.profile.confirm_uploads:
+        yield Step("check", name, **costs.req(1), requests=1, outcome="exists",
+                   detail="confirming the upload")
 
 
 def _worker(sc: Scenario, costs: _Costs, queue: deque[LayerPlan], checked: bool) -> Iterator[Step]:
@@ -271,16 +281,18 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
     p = sc.profile
     always = p.check_existing == "always"
     present = sc.config_present
-    if always:
+    checked = always or p.check_config
+    if checked:
         yield Step("check", "config", **costs.req(1), requests=1,
                    outcome="exists" if present else "missing")
-    if not (always and present):
+    if not (checked and present):
         nbytes = sc.config_size
         if getattr(p, "small_blob_limit", 0):
             yield from _body(costs, "config", nbytes, (), 0, "monolithic")
             yield Step("upload", "config", **costs.server(1), detail="commit")
         else:
             yield from _send(sc, costs, "config", nbytes, (), 0, False)
+        yield from _confirm(sc, costs, "config")
     if always and present and looked_up:
         yield Step("manifest", "manifest", outcome="exists", detail="same blobs")
         return

@@ -48,7 +48,7 @@ from .inputs import LayerSpec, Network, RegistrySettings, _sample, layers_from_i
 from .calibration import CALIBRATION_RTT
 from .machine import MachineProfile, compression_key, load_machine
 
-__all__ = ["Case", "ValidationResult", "validate", "grid", "validation_profile"]
+__all__ = ["Case", "ValidationResult", "validate", "grid", "validation_profile", "content_sample"]
 
 REPOSITORY = "validate/app"
 REPUSHES = 5  # pushes per measured run of a re-push (``all``): see _measure
@@ -155,7 +155,7 @@ def _open(image: Any):
     return image
 
 
-def _content_sample(images: Iterable[Any], total: int = 4 << 20) -> bytes:
+def content_sample(images: Iterable[Any], total: int = 4 << 20) -> bytes:
     """Bytes from every uncompressed layer of the images, in proportion to their size."""
     layers = [layer for image in images for layer in image.layers if layer.compression == "none"]
     size = sum(layer.size for layer in layers) or 1
@@ -173,7 +173,7 @@ def machine_for(images: Sequence[Any], keys: Sequence[str], base: MachineProfile
     machine = base or calibrate(quick=True, registry=False, save=False)
     before = cpu_probe(0.2)
     machine = machine.with_options(**measure_registry(16 << 20, 5))
-    sample = _content_sample(images)
+    sample = content_sample(images)
     if sample:
         rates, _ = measure_compression(keys, sample, 3, best=False)
         machine = machine.with_options(compress_rate={**machine.compress_rate, **rates},
