@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dseed-") as tmp:
         work = Path(tmp)
         machine, settings, calibration = calibrate_docker(work, args.runs, list(opened.values()))
-        settings = settings.with_options(colocated=True)
         specs = {name: layers_from_image(image, machine=machine) for name, image in opened.items()}
         measured: dict[int, list[float]] = {i: [] for i in range(len(STEPS))}
         for run in range(args.runs):

@@ -6,18 +6,18 @@ into layerlab's registry with its WAN knobs.
     python benchmarks/bench_docker_validate.py [--runs 3] [--scale 0.25] [--dir DIR]
                                                [--cases fresh14,...] [--json FILE]
 
-Calibration, before the cases and on other data than theirs, from the engine itself:
+Calibration, before the cases and on other pushes than theirs, from the engine itself
+(the simulator's model is fitted to these pushes, then predicts the cases):
 
-* Go's gzip (dockerd tars the layer from its graph driver and compresses it with
-  ``compress/gzip`` at its default level, 6, one layer per goroutine): an image of one
-  64 MB layer of typical content (:func:`layerlab.simulator.calibration.typical_content`)
-  is pushed with one upload; the engine's rate on it is that layer's bytes over the push's
-  time less the engine's fixed cost and the registry's ingest of the compressed bytes. Its
-  ratio to zlib level 6's rate on the same bytes, times zlib 6's rate on a sample of the
-  cases' images, is the engine's rate on them (compression speed depends on content); it
-  stands in the machine profile for the ``zlib-6`` key that the ``docker`` profile names
-  (the layers' ratios are measured with zlib 6 too: Go's output is within 1 % of it);
-* the engine's fixed cost per push: the median time of a re-push that only asks (HEADs);
+* the engine's compression (dockerd tars the layer from its graph driver and compresses
+  it with Go's ``compress/gzip`` at its default level, 6, one goroutine per layer): an
+  image of one layer holding a 64 MB sample of the cases' images' content (as
+  ``machine_for`` measures compression on the images' own content) is pushed fresh with
+  one upload; the rate that makes the simulation of that push equal its measured median
+  stands in the machine profile for the ``zlib-6`` key the ``docker`` profile names (the
+  layers' ratios are measured with zlib 6 on samples too: Go's output is within 1 %);
+* the engine's fixed cost per push: what makes the simulation of a re-push of that image
+  (HEADs only) equal its measured median;
 * Distribution's ingest rate and per-request time: a 64 MiB monolithic upload and 200
   HEADs, with ``requests``;
 * the rest (cores, sha256) from :func:`layerlab.simulator.calibrate` (quick).
@@ -63,9 +63,9 @@ from dockerd import DockerEngine, start_dockerd  # noqa: E402
 import layerlab  # noqa: E402
 from layerlab.pusher import get_profile  # noqa: E402
 from layerlab.simulator import RegistrySettings, simulate  # noqa: E402
-from layerlab.simulator.calibration import calibrate, measure_compression, typical_content  # noqa: E402,E501
+from layerlab.simulator.calibration import calibrate  # noqa: E402
 from layerlab.simulator.validation import content_sample  # noqa: E402
-from layerlab.simulator.inputs import Network, layers_from_image  # noqa: E402
+from layerlab.simulator.inputs import LayerSpec, Network, layers_from_image, measure_ratio  # noqa: E402,E501
 
 CASES = ("fresh14", "fresh24", "serial14", "repush14", "mount14", "reload14", "wan14")
 WAN = ("100 Mbit/s", "20 ms")
@@ -87,13 +87,12 @@ def load(engine: DockerEngine, archive: Path, tag: str) -> None:
     engine.docker("tag", out.strip().split()[-1], tag)
 
 
-def _calibration_image(engine: DockerEngine, work: Path) -> str:
-    data = typical_content(CALIBRATION_BYTES)
+def _calibration_image(engine: DockerEngine, work: Path, content: bytes) -> str:
     path = work / "calibration.tar"
     with tarfile.open(path, "w") as tar:
         info = tarfile.TarInfo("calibration.bin")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
     subprocess.run([engine.client, "import", str(path), "calib/one:1"], env=engine.env,
                    check=True, capture_output=True)
     return "calib/one:1"
@@ -117,46 +116,62 @@ def distribution_settings(reg: Distribution) -> RegistrySettings:
         for _ in range(200):
             s.head(f"{base}/blobs/{digest}")
         request = (time.perf_counter() - start) / 200
-    return RegistrySettings(colocated=True, ingest_rate=ingest, request_overhead=request)
+    # a process of its own (Go): not "colocated", which models a registry in the pushing
+    # Python process (its interpreter lock, one request handled at a time)
+    return RegistrySettings(ingest_rate=ingest, request_overhead=request)
+
+
+def _fit(target: float, predict, low: float, high: float) -> float:
+    """The parameter in [low, high] whose (increasing or decreasing) prediction is target."""
+    rising = predict(high) > predict(low)
+    for _ in range(60):
+        mid = (low + high) / 2
+        if (predict(mid) < target) == rising:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
 
 
 def calibrate_docker(work: Path, runs: int, images: list):
     """The machine profile of dockerd's pushes (see the module docstring)."""
     machine = calibrate(quick=True, registry=False, save=False)
-    zlib_here = measure_compression(["zlib-6"], typical_content(16_000_000), 3, best=False
-                                    )[0]["zlib-6"]
-    zlib_images = measure_compression(["zlib-6"], content_sample(images), 3, best=False
-                                      )[0]["zlib-6"]
+    content = content_sample(images, CALIBRATION_BYTES)[:CALIBRATION_BYTES]
     with start_dockerd(extra_args=["--max-concurrent-uploads=1"]) as engine:
-        image = _calibration_image(engine, work)
+        image = _calibration_image(engine, work, content)
         reg = Distribution(work / "reg-calibration")
         try:
             settings = distribution_settings(reg)
             pushes = []
-            for run in range(runs):
+            for run in range(max(3, runs)):
                 fresh = Distribution(work / f"reg-calibration-{run}")
                 try:
                     pushes.append(docker_push(engine, image, f"{fresh.host}/calib/one:{run}"))
-                    blob_bytes = fresh.blob_bytes()
                 finally:
                     fresh.stop()
             dest = f"{reg.host}/calib/one:again"
             docker_push(engine, image, dest)
-            fixed = statistics.median(docker_push(engine, image, dest) for _ in range(max(3, runs)))
+            repushes = [docker_push(engine, image, dest) for _ in range(max(5, runs))]
         finally:
             reg.stop()
-    compressed = blob_bytes - 2_000  # less the config
-    compress_seconds = statistics.median(pushes) - fixed - compressed / settings.ingest_rate
-    engine_rate = CALIBRATION_BYTES / compress_seconds
-    rate = zlib_images * engine_rate / zlib_here
-    machine = machine.with_options(
-        compress_rate={**machine.compress_rate, "zlib-6": rate},
-        client_push_overhead=fixed, client_stream_cost=0.0,
+    layer = LayerSpec(len(content), measure_ratio(content, "zlib-6"))
+    profile = get_profile("docker").with_options(concurrency=1)
+
+    def with_(overhead: float, rate: float):
+        return machine.with_options(compress_rate={**machine.compress_rate, "zlib-6": rate},
+                                    client_push_overhead=overhead, client_stream_cost=0.0)
+
+    repush = statistics.median(repushes)
+    overhead = max(0.0, _fit(repush, lambda o: simulate(
+        [layer], profile, machine=with_(o, 30e6), registry=settings, existing="all",
+        known="all").total, 0.0, repush))
+    fresh = statistics.median(pushes)
+    rate = _fit(fresh, lambda r: simulate([layer], profile, machine=with_(overhead, r),
+                                          registry=settings, known="none").total, 1e6, 1e9)
+    machine = with_(overhead, rate).with_options(
         source="dockerd 20.10 (bench_docker_validate calibration)")
-    return machine, settings, {"engine_rate_typical": engine_rate, "zlib6_rate_typical": zlib_here,
-                               "zlib6_rate_images": zlib_images, "engine_rate_images": rate,
-                               "engine_ratio_typical": CALIBRATION_BYTES / compressed,
-                               "engine_fixed_seconds": fixed,
+    return machine, settings, {"engine_rate": rate, "engine_fixed_seconds": overhead,
+                               "calibration_push": fresh, "calibration_repush": repush,
                                "distribution_ingest": settings.ingest_rate,
                                "distribution_request": settings.request_overhead}
 
