@@ -167,7 +167,9 @@ def test_basic_auth_with_htpasswd(basic_registry):
         with pytest.raises(AuthenticationError) as err:
             anonymous.get_manifest("basic/app", "v1")
     assert err.value.status == 401 and err.value.code == "UNAUTHORIZED"
-    assert "requires a username and password" in str(err.value)
+    assert str(err.value) == (f"http://{basic_registry}/v2/basic/app/manifests/v1: the registry "
+                              "requires a username and password (HTTP Basic); pass "
+                              "auth=(user, password), --username, or run docker login")
     with RegistryClient(basic_registry, auth=(USER, "nope")) as wrong:
         with pytest.raises(AuthenticationError) as err:
             wrong.list_tags("basic/app")

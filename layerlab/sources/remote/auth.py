@@ -142,7 +142,7 @@ class Authenticator:
             if creds is None or creds.identity_token:
                 raise AuthenticationError(
                     f"{url}: the registry requires a username and password (HTTP Basic); "
-                    "pass auth=(user, password), --user, or run docker login",
+                    "pass auth=(user, password), --username, or run docker login",
                     code="UNAUTHORIZED", status=401, url=url)
             value = creds.basic_header()
             if sent == value:
