@@ -18,7 +18,8 @@ from typing import Any, Mapping, NamedTuple
 from ...errors import RegistryProtocolError, RegistryUnavailableError
 from .credentials import Credentials, load_credentials
 from .http import HttpClient, HttpFailure, Response, TlsFailure, TooManyRedirects
-from .httputil import api_host, error_from_response, is_loopback, is_retryable_status, retry_after
+from .httputil import (api_host, error_from_response, is_loopback, is_retryable_status,
+                       may_send_credentials, retry_after)
 
 __all__ = ["Transport", "Fetched"]
 
@@ -119,7 +120,8 @@ class Transport:
 
                 self._auth = Authenticator(
                     lambda method, url, **kw: self._send(method, url, None, kw)[0],
-                    self._credentials)
+                    self._credentials,
+                    lambda realm: may_send_credentials(realm, self.plain_http, self.insecure))
             return self._auth
 
     # --- the one request path ---------------------------------------------------------------
