@@ -44,7 +44,7 @@ class FaultProxy(ThreadingHTTPServer):
         self.counts: dict[str, int] = {}
         self.cut: tuple[Rule, int] | None = None    # close the connection after N body bytes
         self.fail: tuple[Rule, int] | None = None   # answer with this status
-        self.lie = False                             # wrong Docker-Content-Digest on upload PUT
+        self.lie: str | None = None                  # wrong Docker-Content-Digest on PUTs to paths with this
         self.cuts = 0
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
             if key.lower() in ("transfer-encoding", "connection", "content-length", "date", "server"):
                 continue
             if key.lower() == "docker-content-digest" and self.server.lie and method == "PUT" \
-                    and "/blobs/uploads/" in path:
+                    and self.server.lie in path:
                 value = "sha256:" + "0" * 64
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
@@ -259,13 +259,27 @@ def test_5xx_storm_is_retried_then_given_up(archive, reg, proxy):
 
 
 def test_registry_returning_another_digest_is_refused(archive, reg, proxy, tmp_path):
-    proxy.lie = True
+    proxy.lie = "/blobs/uploads/"
     cache = DigestCache(tmp_path)
     with pytest.raises(PushError, match="expected sha256:") as caught:
         _push(archive, proxy.host, "liar/app", cache=cache)
     assert isinstance(caught.value.__cause__, RegistryProtocolError)
     assert "manifest_put" not in [e.kind for e in _settle(reg, 0)]
     assert cache.lookup([str(d) for d in open_image(f"docker-archive:{archive}").diff_ids]) == {}
+
+
+def test_manifest_put_answered_with_another_digest_says_what_the_registry_did(archive, reg, proxy):
+    proxy.lie = "/manifests/"
+    with pytest.raises(PushError) as caught:
+        _push(archive, proxy.host, "liar/manifest", concurrency=1)
+    assert "manifest_put" in [e.kind for e in _settle(reg, 0)]  # the registry did store one
+    stored = open_image(f"docker://{reg.host}/liar/manifest:1").digest
+    assert isinstance(caught.value.__cause__, RegistryProtocolError)
+    assert caught.value.__cause__.status == 201
+    assert str(caught.value) == (
+        f"push to {proxy.host}/liar/manifest:1: PUT http://{proxy.host}/v2/liar/manifest/manifests/1: "
+        f"the registry answered 201 with Docker-Content-Digest sha256:{'0' * 64}, "
+        f"but the manifest sent has digest {stored}")
 
 
 def test_authentication_refused_and_accepted(archive, tmp_path):

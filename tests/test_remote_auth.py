@@ -17,7 +17,7 @@ from layerlab.registry import LocalRegistry
 from layerlab.sources.remote import RegistryClient, load_credentials, open_remote_image
 from layerlab.sources.remote import auth as auth_module
 from layerlab.sources.remote.synthetic import push_image, synthetic_image, synthetic_layer
-from remote_servers import FrontProxy, TokenServer, write_htpasswd
+from remote_servers import FrontProxy, TokenServer, self_signed_certificate, write_htpasswd
 
 USER, PASSWORD = "alice", "s3cret-pw"
 IMAGE = synthetic_image([synthetic_layer({"etc/motd": b"hello\n"})])
@@ -167,7 +167,9 @@ def test_basic_auth_with_htpasswd(basic_registry):
         with pytest.raises(AuthenticationError) as err:
             anonymous.get_manifest("basic/app", "v1")
     assert err.value.status == 401 and err.value.code == "UNAUTHORIZED"
-    assert "requires a username and password" in str(err.value)
+    assert str(err.value) == (f"http://{basic_registry}/v2/basic/app/manifests/v1: the registry "
+                              "requires a username and password (HTTP Basic); pass "
+                              "auth=(user, password), --username, or run docker login")
     with RegistryClient(basic_registry, auth=(USER, "nope")) as wrong:
         with pytest.raises(AuthenticationError) as err:
             wrong.list_tags("basic/app")
@@ -212,3 +214,40 @@ def test_credentials_from_docker_config(basic_registry, tmp_path, monkeypatch):
     (store / "config.json").write_text(json.dumps({"credsStore": "lltest", "auths": {basic_registry: {}}}))
     with RegistryClient(basic_registry, docker_config=str(store)) as client:
         assert client.list_tags("basic/app") == ["v1"]
+
+
+# --- which token realms get the user's credentials (Docker's rules) -------------------------------
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_credentials_reach_a_loopback_http_realm_of_a_plain_http_registry(front, tokens):
+    with RegistryClient(front.host, auth=(USER, PASSWORD)) as client:
+        assert client.get_manifest("secure/app", "v1").digest == IMAGE.digest
+    assert [s.authorization for s in tokens.log] == [_basic(USER, PASSWORD)]
+    assert parse_qs(urlsplit(tokens.log[0].path).query)["account"] == [USER]
+
+
+def test_an_https_registry_never_sends_credentials_to_an_http_realm(backend, tokens, tmp_path):
+    with FrontProxy(backend.host, tokens, tls=self_signed_certificate(tmp_path)) as tls_front:
+        with RegistryClient(tls_front.host, plain_http=False, insecure=True,
+                            auth=(USER, PASSWORD)) as client:
+            assert client.get_manifest("secure/app", "v1").digest == IMAGE.digest  # anonymous pull
+    assert len(tokens.log) == 1
+    assert tokens.log[0].authorization is None
+    assert "account" not in parse_qs(urlsplit(tokens.log[0].path).query)
+
+
+@pytest.mark.parametrize("realm, plain_http, insecure, sent", [
+    ("https://auth.example.com/token", False, False, True),
+    ("https://auth.example.com/token", True, False, True),
+    ("http://127.0.0.1:5001/token", True, False, True),
+    ("http://auth.example.com/token", True, True, True),
+    ("http://auth.example.com/token", True, False, False),
+    ("http://127.0.0.1:5001/token", False, True, False),
+    ("http://auth.example.com/token", False, False, False),
+])
+def test_the_credential_rule(realm, plain_http, insecure, sent):
+    from layerlab.sources.remote.httputil import may_send_credentials
+
+    assert may_send_credentials(realm, plain_http, insecure) is sent

@@ -354,3 +354,18 @@ def test_a_ca_bundle_from_the_environment_is_trusted(tmp_path, monkeypatch):
             HttpClient(trust_env=False).request("GET", url)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
         assert HttpClient(trust_env=False).request("GET", url).status_code == 200
+
+
+def test_a_redirect_loop_is_not_retried(server):
+    """A loop fails at the first pass through it: 11 requests, not 11 per retry."""
+    from layerlab.errors import RegistryUnavailableError
+    from layerlab.sources.remote.transport import Transport
+
+    loop = server(lambda seen: b"HTTP/1.1 302 Found\r\nLocation: /v2/loop\r\nContent-Length: 0\r\n\r\n")
+    transport = Transport(f"127.0.0.1:{loop.port}", retries=4, backoff=0.0)
+    with pytest.raises(RegistryUnavailableError) as err:
+        transport.request("GET", "/v2/loop")
+    transport.close()
+    assert str(err.value) == (f"GET http://127.0.0.1:{loop.port}/v2/loop: cannot reach the "
+                              "registry (more than 10 redirects)")
+    assert len(loop.seen) == 11

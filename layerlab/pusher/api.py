@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import LayerlabError, PushError
+from ..errors import LayerlabError, PushError, RegistryProtocolError
 from ..digest import Digest
 from ..model import Image, ImageIndex
 from ..reference import ArchiveReference, LayoutReference, RegistryReference, parse_reference
@@ -231,7 +231,12 @@ class _Session:
         if head is not None and head.digest == digest:
             outcome = "exists"
         else:
-            returned = client.put_manifest(dest.repository, reference, raw, index.media_type)
+            try:
+                returned = client.put_manifest(dest.repository, reference, raw, index.media_type)
+            except RegistryProtocolError as exc:
+                if exc.status in (200, 201):  # the registry stored something: say so
+                    raise PushError(f"push to {dest}: {exc}") from exc
+                raise
             if returned != digest:
                 raise PushError(f"PUT index {dest}: registry says {returned}, pushed {digest}")
             outcome = "pushed"

@@ -376,7 +376,12 @@ class Pusher:
                 self.log.add("manifest", None, "manifest", start, outcome="exists",
                              detail=str(digest))
                 return str(digest), media_type, "exists"
-        returned = self.client.put_manifest(repo, reference, raw, media_type)
+        try:
+            returned = self.client.put_manifest(repo, reference, raw, media_type)
+        except RegistryProtocolError as exc:
+            if exc.status in (200, 201):  # the registry stored something: say so, not "no manifest"
+                raise PushError(f"push to {self.dest}: {exc}") from exc
+            raise
         if returned != digest:
             raise RegistryProtocolError(f"PUT manifest {self.dest}: registry says {returned}, "
                                         f"pushed {digest}")

@@ -15,6 +15,7 @@ Concurrent requests needing the same token wait for one fetch.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -26,6 +27,8 @@ from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError
 from .credentials import Credentials
 from .http import Response
 from .httputil import is_retryable_status
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Challenge", "parse_challenges", "Authenticator"]
 
@@ -83,11 +86,14 @@ class Authenticator:
     """The auth state of one registry client: the challenge seen, credentials, tokens.
 
     ``fetch(method, url, **kwargs)`` sends a request with retries but without auth
-    (used for the token endpoint); ``credentials()`` loads credentials lazily.
+    (used for the token endpoint); ``credentials()`` loads credentials lazily;
+    ``realm_trusted(realm)`` says whether the credentials may go to a token realm.
     """
 
-    def __init__(self, fetch: Fetch, credentials: Callable[[], Credentials | None]) -> None:
+    def __init__(self, fetch: Fetch, credentials: Callable[[], Credentials | None],
+                 realm_trusted: Callable[[str], bool] = lambda realm: True) -> None:
         self._fetch = fetch
+        self._realm_trusted = realm_trusted
         self._load_credentials = credentials
         self._credentials: Credentials | None = None
         self._credentials_loaded = False
@@ -142,7 +148,7 @@ class Authenticator:
             if creds is None or creds.identity_token:
                 raise AuthenticationError(
                     f"{url}: the registry requires a username and password (HTTP Basic); "
-                    "pass auth=(user, password), --user, or run docker login",
+                    "pass auth=(user, password), --username, or run docker login",
                     code="UNAUTHORIZED", status=401, url=url)
             value = creds.basic_header()
             if sent == value:
@@ -203,6 +209,10 @@ class Authenticator:
                                         url=realm)
         service = challenge.params.get("service")
         creds = self.credentials()
+        if creds is not None and not self._realm_trusted(realm):
+            log.warning("not sending credentials to the token realm %s over plain http; "
+                        "asking for an anonymous token", realm)
+            creds = None
         params: list[tuple[str, str]] = []
         if service:
             params.append(("service", service))

@@ -125,8 +125,9 @@ class RegistryClient(Transport):
             returned = response.headers.get("Docker-Content-Digest", "").strip()
         if returned and returned != digest:
             raise RegistryProtocolError(
-                f"PUT {response.url}: registry says digest {returned}, the manifest's is {digest}",
-                url=response.url)
+                f"PUT {response.url}: the registry answered {response.status_code} with "
+                f"Docker-Content-Digest {returned}, but the manifest sent has digest {digest}",
+                status=response.status_code, url=response.url)
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:

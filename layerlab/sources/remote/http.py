@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from .httputil import add_query
 
-__all__ = ["HttpClient", "Response", "Headers", "HttpFailure", "TlsFailure"]
+__all__ = ["HttpClient", "Response", "Headers", "HttpFailure", "TlsFailure", "TooManyRedirects"]
 
 _MAX_LINE = 65536
 _MAX_HEADERS = 256
@@ -56,6 +56,11 @@ class HttpFailure(Exception):
 
 class TlsFailure(HttpFailure):
     """The TLS handshake failed (a certificate that does not verify, a server without TLS)."""
+
+
+class TooManyRedirects(HttpFailure):
+    """The server redirected more than ``_MAX_REDIRECTS`` times: a loop, not a
+    transient failure, so it is not retried."""
 
 
 class _ClosedEarly(HttpFailure):
@@ -492,7 +497,7 @@ class HttpClient:
             if _origin(target) != _origin(url):
                 sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
             url = target
-        raise HttpFailure(f"more than {_MAX_REDIRECTS} redirects")
+        raise TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects")
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], body: Any) -> Response:
         origin = _origin(url)

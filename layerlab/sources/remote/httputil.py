@@ -6,7 +6,7 @@ import json
 import re
 import time
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover - http builds on this module
     from .http import Response
 
 __all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_response",
-           "is_retryable_status", "parse_link_next"]
+           "is_retryable_status", "parse_link_next", "may_send_credentials"]
 
 #: statuses worth retrying: too many requests and transient server errors
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -130,3 +130,15 @@ def parse_link_next(header: str | None) -> str | None:
         if re.search(r"rel\s*=\s*\"?next\"?", params):
             return part.group(1)
     return None
+
+
+def may_send_credentials(realm: str, registry_plain_http: bool, registry_insecure: bool) -> bool:
+    """Docker's rule for a Bearer token realm: the user's credentials go to it over https;
+    over plain http only when the registry itself is plain http and the realm is on
+    loopback or the registry was marked insecure. An https registry with an http realm
+    never gets them (no downgrade)."""
+    parts = urlsplit(realm)
+    if parts.scheme == "https":
+        return True
+    return (parts.scheme == "http" and registry_plain_http
+            and (registry_insecure or is_loopback(parts.netloc)))

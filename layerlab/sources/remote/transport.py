@@ -17,8 +17,9 @@ from typing import Any, Mapping, NamedTuple
 
 from ...errors import RegistryProtocolError, RegistryUnavailableError
 from .credentials import Credentials, load_credentials
-from .http import HttpClient, HttpFailure, Response, TlsFailure
-from .httputil import api_host, error_from_response, is_loopback, is_retryable_status, retry_after
+from .http import HttpClient, HttpFailure, Response, TlsFailure, TooManyRedirects
+from .httputil import (api_host, error_from_response, is_loopback, is_retryable_status,
+                       may_send_credentials, retry_after)
 
 __all__ = ["Transport", "Fetched"]
 
@@ -119,7 +120,8 @@ class Transport:
 
                 self._auth = Authenticator(
                     lambda method, url, **kw: self._send(method, url, None, kw)[0],
-                    self._credentials)
+                    self._credentials,
+                    lambda realm: may_send_credentials(realm, self.plain_http, self.insecure))
             return self._auth
 
     # --- the one request path ---------------------------------------------------------------
@@ -183,7 +185,7 @@ class Transport:
                     f"{method} {url}: TLS failed ({exc.reason}); for a registry "
                     "without valid TLS use --insecure or --plain-http", url=url) from None
             except HttpFailure as exc:
-                if attempt > self.retries or not replay:
+                if attempt > self.retries or not replay or isinstance(exc, TooManyRedirects):
                     raise RegistryUnavailableError(
                         f"{method} {url}: cannot reach the registry ({exc.reason})"
                         + (f" after {attempt} attempts" if attempt > 1 else ""), url=url) from None
