@@ -216,7 +216,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             allowed = sorted(m for (e, m) in KINDS if e == endpoint)
             raise APIError("UNSUPPORTED", f"method {request.method} not allowed here",
                            headers={"Allow": ", ".join(allowed)})
-        writes = request.method not in READ_METHODS
+        # an upload session's status belongs to the pusher: reading it needs push access
+        writes = request.method not in READ_METHODS or endpoint == "upload"
         if ctx.auth is not None:
             header = request.headers.get("Authorization")
             user = await ctx.run(ctx.auth.authenticate, header) if header else None
