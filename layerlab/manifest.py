@@ -41,6 +41,8 @@ def load_json_object(raw: bytes, what: str) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidManifestError(f"{what}: invalid JSON ({exc})") from None
+    except RecursionError:  # '[' * 100000: nesting deeper than any real document
+        raise InvalidManifestError(f"{what}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidManifestError(f"{what}: expected a JSON object, got {type(data).__name__}")
     return data

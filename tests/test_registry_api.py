@@ -682,3 +682,9 @@ def test_interrupted_patch_rolls_back_and_the_upload_continues(reg, http):
                       headers={"Content-Range": f"1000-{len(data) - 1}"}).status_code == 202
     assert http.put(reg.url + location, params={"digest": sha(data)}).status_code == 201
     assert http.get(f"{reg.url}/v2/r/blobs/{sha(data)}").content == data
+
+
+def test_deeply_nested_json_manifest_is_400_manifest_invalid(reg, http):
+    r = http.put(f"{reg.url}/v2/deep/manifests/v1", data=b"[" * 100000,
+                 headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert (r.status_code, r.json()["errors"][0]["code"]) == (400, "MANIFEST_INVALID")

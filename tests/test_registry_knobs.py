@@ -346,6 +346,26 @@ def test_anonymous_pull(tmp_path, htpasswd):
         assert r.status_code == 401
 
 
+def test_authentication_comes_before_the_name_check(tmp_path, htpasswd):
+    with LocalRegistry(tmp_path / "r", htpasswd=htpasswd, permissions={"alice": "push"}) as reg:
+        stranger = requests.get(f"{reg.url}/v2/Bad..Name/tags/list")
+        assert (stranger.status_code, stranger.json()["errors"][0]["code"]) == (401, "UNAUTHORIZED")
+        alice = requests.get(f"{reg.url}/v2/Bad..Name/tags/list", auth=("alice", "wonder"))
+        assert (alice.status_code, alice.json()["errors"][0]["code"]) == (400, "NAME_INVALID")
+
+
+def test_upload_status_needs_push_access(tmp_path, htpasswd):
+    with LocalRegistry(tmp_path / "r", htpasswd=htpasswd,
+                       permissions={"alice": "push", "bob": "pull"}) as reg:
+        started = requests.post(f"{reg.url}/v2/team/app/blobs/uploads/", auth=("alice", "wonder"))
+        assert started.status_code == 202
+        url = reg.url + started.headers["Location"] if started.headers["Location"].startswith("/") \
+            else started.headers["Location"]
+        assert requests.get(url, auth=("alice", "wonder")).status_code == 204
+        bob = requests.get(url, auth=("bob", "builder"))
+        assert (bob.status_code, bob.json()["errors"][0]["code"]) == (403, "DENIED")
+
+
 def test_htpasswd_must_be_bcrypt(tmp_path):
     path = tmp_path / "htpasswd"
     path.write_text("carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")

@@ -216,9 +216,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             allowed = sorted(m for (e, m) in KINDS if e == endpoint)
             raise APIError("UNSUPPORTED", f"method {request.method} not allowed here",
                            headers={"Allow": ", ".join(allowed)})
-        if name is not None:
-            check_name(name)
-        writes = request.method not in READ_METHODS
+        # an upload session's status belongs to the pusher: reading it needs push access
+        writes = request.method not in READ_METHODS or endpoint == "upload"
         if ctx.auth is not None:
             header = request.headers.get("Authorization")
             user = await ctx.run(ctx.auth.authenticate, header) if header else None
@@ -226,6 +225,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
                 request[USER_KEY] = user
             scope = f"repository {name}" if name else "the registry"
             ctx.auth.authorize(user, "push" if writes else "pull", scope)
+        if name is not None:  # after authentication: a bad name tells nothing to a stranger
+            check_name(name)
         if writes and ctx.settings.read_only:
             raise APIError("UNSUPPORTED", "the registry is read-only")
         handler = BLOB_HANDLERS.get(kind) or MANIFEST_HANDLERS[kind]

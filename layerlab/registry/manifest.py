@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import InvalidDigestError
+from ..errors import InvalidDigestError, InvalidManifestError
+from ..manifest import load_json_object
 from .codes import APIError
 
 
@@ -92,11 +93,9 @@ def _hash(data: bytes, algorithm: str) -> Digest:
 def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha256") -> ParsedManifest:
     """Parse an uploaded manifest; raise ``MANIFEST_INVALID`` when it cannot be used."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _invalid(f"manifest is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _invalid("manifest is not a JSON object")
+        doc = load_json_object(body, "manifest")
+    except InvalidManifestError as exc:
+        raise _invalid(str(exc)) from None
     declared = bare_media_type(content_type)
     if doc.get("schemaVersion") == 1:
         return _parse_schema1(body, doc, declared, algorithm)
