@@ -54,7 +54,7 @@ def test_serve_prints_its_address_and_stops_on_sigterm(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0
-    assert json.loads(out) == {"event": "stopped", "requests": 1, "errors": 0, "bytes_in": 0,
+    assert json.loads(out) == {"event": "stopped", "requests": 1, "errors": 0, "misses": 0, "bytes_in": 0,
                                "bytes_out": 2}
 
 

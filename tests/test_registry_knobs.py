@@ -217,7 +217,7 @@ def test_request_log_records_counters_frame_and_subscribers(local_registry):
     assert sorted(seen, key=lambda r: r.start) == entries
     counters = reg.log.counters()
     assert counters["requests"] == 5
-    assert counters["errors"] == 1
+    assert (counters["errors"], counters["misses"]) == (0, 1)  # a GET of a missing blob
     assert counters["bytes_in"] == len(data)
     assert counters["by_kind"] == {"upload_start": 1, "upload_put": 1, "blob_head": 1, "blob_get": 2}
     assert counters["by_status"] == {202: 1, 201: 1, 200: 2, 404: 1}
@@ -371,3 +371,22 @@ def test_htpasswd_must_be_bcrypt(tmp_path):
     path.write_text("carol:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n")
     with pytest.raises(ValueError, match="bcrypt"):
         LocalRegistry(htpasswd=path)
+
+
+def test_existence_checks_that_find_nothing_are_misses_not_errors():
+    import requests
+
+    from layerlab.registry import LocalRegistry
+
+    missing = "sha256:" + "0" * 64
+    with LocalRegistry(memory=True) as registry:
+        base = f"http://{registry.host}/v2/demo/app"
+        assert requests.head(f"{base}/blobs/{missing}").status_code == 404
+        assert requests.get(f"{base}/blobs/{missing}").status_code == 404
+        assert requests.head(f"{base}/manifests/v1").status_code == 404
+        assert requests.get(f"{base}/manifests/v1").status_code == 404
+        assert requests.put(f"{base}/manifests/v1", data=b"{}",
+                            headers={"Content-Type": "application/json"}).status_code == 400
+        c = registry.log.counters()
+        assert (c["requests"], c["misses"], c["errors"]) == (5, 4, 1)
+        assert repr(registry.log).startswith("RequestLog(5 requests, 1 errors, 4 misses, ")

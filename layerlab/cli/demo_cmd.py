@@ -12,7 +12,7 @@ offline). ``--json`` prints::
                  "simulated_over_measured"}],
      "shared": {"naive_bytes", "deduplicated_bytes", "saved_bytes"},
      "diff": {"a", "b", "summary"}, "efficiency": {"image", "efficiency", "wasted_bytes"},
-     "registry": {"requests", "errors", "bytes_in", "bytes_out", "hash_seconds",
+     "registry": {"requests", "errors", "misses", "bytes_in", "bytes_out", "hash_seconds",
                   "store_seconds", "by_kind"},
      "seconds": float, "report": str | null}
 """

@@ -7,8 +7,9 @@ or with ``--json`` one JSON object per line::
     {"event": "listening", "url": "http://127.0.0.1:N", "host": "127.0.0.1:N",
      "port": N, "root": "DIR" | null}
 
-and on exit ``{"event": "stopped", "requests": int, "errors": int, "bytes_in": int,
-"bytes_out": int}``.
+and on exit ``{"event": "stopped", "requests": int, "errors": int, "misses": int,
+"bytes_in": int, "bytes_out": int}`` (``misses``: 404 answers to existence checks,
+which clients make on purpose; ``errors``: every other status >= 400).
 
 ``layerlab registry gc --root DIR`` deletes blobs no manifest references; ``--json``
 prints ``{"blobs_deleted": int, "bytes_freed": int, "blobs_kept": int}``.
@@ -99,12 +100,15 @@ def _serve(args: argparse.Namespace) -> int:
             pass
     finally:
         registry.stop()
+    from layerlab.registry.log import errors_text
+
     c = registry.log.counters()
     if args.json:
         print(json.dumps({"event": "stopped", "requests": c["requests"], "errors": c["errors"],
+                          "misses": c["misses"],
                           "bytes_in": c["bytes_in"], "bytes_out": c["bytes_out"]}), flush=True)
     else:
-        print(f"stopped after {c['requests']} requests ({c['errors']} errors)", file=sys.stderr)
+        print(f"stopped after {c['requests']} requests ({errors_text(c)})", file=sys.stderr)
     return 0
 
 

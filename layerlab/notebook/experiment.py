@@ -207,7 +207,9 @@ def experiment_report(exp: Experiment):
             title=f"{run.image}: {run.label} - measured {format_duration(run.measured.wall_seconds)}, "
                   f"simulated {format_duration(run.simulated.total)}"))
     report.heading("What the registry saw")
-    report.text(f"{exp.counters['requests']} requests, {exp.counters['errors']} errors, "
+    from ..registry.log import errors_text
+
+    report.text(f"{exp.counters['requests']} requests, {errors_text(exp.counters)}, "
                 f"{format_size(exp.counters['bytes_in'])} received.")
     report.figure(figures.requests_figure(exp.requests))
     report.table([{"kind": k, "requests": v} for k, v in sorted(exp.counters["by_kind"].items())])

@@ -233,7 +233,7 @@ class RegistryDashboard(_Widget):
             c = self.counters
             self.summary.value = html_card(
                 f"registry {self.registry.url}",
-                {"requests": c["requests"], "errors": c["errors"],
+                {"requests": c["requests"], "errors": c["errors"], "misses": c["misses"],
                  "received": format_size(c["bytes_in"]), "sent": format_size(c["bytes_out"])})
             rows = [{"method": r.method, "kind": r.kind, "status": r.status,
                      "bytes_in": r.bytes_in, "duration": format_duration(r.duration),

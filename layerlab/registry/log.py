@@ -37,6 +37,19 @@ class RequestRecord:
 COLUMNS = [f.name for f in fields(RequestRecord)]
 
 
+MISS_KINDS = frozenset({"blob_head", "manifest_head", "blob_get", "manifest_get"})
+
+
+def _is_miss(record: "RequestRecord") -> bool:
+    return record.status == 404 and record.kind in MISS_KINDS
+
+
+def errors_text(counters: dict[str, Any]) -> str:
+    """``"N errors"``, with ``", M misses"`` when some existence checks found nothing."""
+    text = f"{counters['errors']} errors"
+    return text + (f", {counters['misses']} misses" if counters.get("misses") else "")
+
+
 class RequestLog:
     """Thread-safe, bounded log of :class:`RequestRecord` with live subscribers."""
 
@@ -97,12 +110,16 @@ class RequestLog:
         return unsubscribe
 
     def counters(self) -> dict[str, Any]:
-        """Totals: ``requests``, ``errors`` (status >= 400), ``bytes_in``, ``bytes_out``,
+        """Totals: ``requests``, ``misses`` (404 answers to existence checks and reads of
+        blobs and manifests: clients ask before they upload, so these are normal),
+        ``errors`` (every other status >= 400), ``bytes_in``, ``bytes_out``,
         ``hash_seconds``, ``store_seconds``, ``by_kind`` and ``by_status`` counts."""
         records = self.entries
+        misses = sum(1 for r in records if _is_miss(r))
         return {
             "requests": len(records),
-            "errors": sum(1 for r in records if r.status >= 400),
+            "errors": sum(1 for r in records if r.status >= 400) - misses,
+            "misses": misses,
             "bytes_in": sum(r.bytes_in for r in records),
             "bytes_out": sum(r.bytes_out for r in records),
             "hash_seconds": sum(r.hash_seconds for r in records),
@@ -120,8 +137,8 @@ class RequestLog:
         return frame
 
     def __repr__(self) -> str:
-        c = self.counters()
-        return (f"RequestLog({c['requests']} requests, {c['errors']} errors, "
+        c = self.counters()  # "misses" only when there are some: the usual outputs stay short
+        return (f"RequestLog({c['requests']} requests, {errors_text(c)}, "
                 f"{format_size(c['bytes_in'])} in, {format_size(c['bytes_out'])} out)")
 
     def _repr_html_(self) -> str:
@@ -135,7 +152,7 @@ class RequestLog:
             for r in self.entries[-10:]
         )
         return (
-            f"<div><b>RequestLog</b>: {c['requests']} requests, {c['errors']} errors, "
+            f"<div><b>RequestLog</b>: {c['requests']} requests, {errors_text(c)}, "
             f"{format_size(c['bytes_in'])} in, {format_size(c['bytes_out'])} out, "
             f"hashing {format_duration(c['hash_seconds'])}, storing "
             f"{format_duration(c['store_seconds'])}"

@@ -22,7 +22,7 @@ from ..units import format_rate, format_size, parse_duration, parse_rate, parse_
 from .app import Context, Recorder, Settings, Throttle, access_logger, build_app
 from .auth import BasicAuth
 from .backend import FilesystemBackend, MemoryBackend
-from .log import RequestLog
+from .log import RequestLog, errors_text
 from .storage import GCResult, RegistryStorage
 
 VERIFY_MODES = ("stream", "reread")
@@ -303,7 +303,7 @@ class LocalRegistry:
         where = "memory" if self._memory else str(self.root) if self.root else "temporary"
         rows = {"url": self.url if self.running else "stopped", "root": where, **self._knobs()}
         c = self.log.counters()
-        rows["requests"] = f"{c['requests']} ({c['errors']} errors)"
+        rows["requests"] = f"{c['requests']} ({errors_text(c)})"
         rows["bytes"] = f"{format_size(c['bytes_in'])} in, {format_size(c['bytes_out'])} out"
         body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
                        f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
