@@ -688,3 +688,15 @@ def test_deeply_nested_json_manifest_is_400_manifest_invalid(reg, http):
     r = http.put(f"{reg.url}/v2/deep/manifests/v1", data=b"[" * 100000,
                  headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert (r.status_code, r.json()["errors"][0]["code"]) == (400, "MANIFEST_INVALID")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", None])
+def test_a_manifest_needs_its_media_type_as_content_type(http, reg, content_type):
+    """As Distribution 2.8.2 answers (checked by hand against it): 400 MANIFEST_INVALID."""
+    body = image_manifest(http, reg, "ct/app")
+    headers = {"Content-Type": content_type} if content_type else {}
+    r = http.put(f"{reg.url}/v2/ct/app/manifests/v1", data=body, headers=headers)
+    assert (r.status_code, codes(r)) == (400, ["MANIFEST_INVALID"])
+    r = http.put(f"{reg.url}/v2/ct/app/manifests/v1", data=body,
+                 headers={"Content-Type": mt.OCI_MANIFEST})
+    assert r.status_code == 201

@@ -101,18 +101,14 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
         return _parse_schema1(body, doc, declared, algorithm)
     if doc.get("schemaVersion") != 2:
         raise _invalid("schemaVersion must be 1 or 2")
+    if declared not in mt.MANIFESTS:  # as Distribution 2.8.2: no guessing from the body
+        raise _invalid(f"Content-Type {declared or '(none)'} is not a manifest media type")
     media_type = doc.get("mediaType")
     if media_type is not None and not isinstance(media_type, str):
         raise _invalid("mediaType must be a string")
-    if media_type and declared in mt.MANIFESTS and declared != media_type:
+    if media_type and declared != media_type:
         raise _invalid(f"Content-Type {declared} does not match mediaType {media_type}")
-    if not media_type:
-        if declared in mt.MANIFESTS:
-            media_type = declared
-        elif "manifests" in doc:
-            media_type = mt.OCI_INDEX
-        else:
-            media_type = mt.OCI_MANIFEST
+    media_type = media_type or declared
     digest = _hash(body, algorithm)
     subject = None
     if doc.get("subject") is not None:
