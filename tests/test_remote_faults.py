@@ -217,3 +217,16 @@ def test_self_signed_tls_needs_insecure(backend, tmp_path):
             assert client.get_manifest("f/app", "v1").digest == IMAGE.digest
             with client.open_blob("f/app", LAYER_DIGEST) as stream:
                 assert stream.read() == LAYER_BLOB
+
+
+def test_deeply_nested_manifest_from_a_lying_registry_is_one_line_exit_2(proxy):
+    import subprocess
+    import sys
+
+    proxy.faults.append(rewrite("GET", r"/manifests/v1$", transform=lambda b: b"[" * 100_000,
+                                headers={"Docker-Content-Digest": None}))
+    proc = subprocess.run([sys.executable, "-m", "layerlab", "inspect", f"docker://{proxy.host}/f/app:v1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "nested too deeply" in proc.stderr
+    assert proc.stderr.startswith("layerlab: error: ")
