@@ -118,6 +118,11 @@ class RegistryProtocolError(RegistryError):
 
 
 # --- pushing --------------------------------------------------------------------------
+class RegistryRootBusyError(LayerlabError):
+    """An offline operation (``layerlab registry gc --root``) on a root that a running
+    registry serves."""
+
+
 class PushError(LayerlabError):
     """A push could not complete; nothing partial (no manifest) was written."""
 

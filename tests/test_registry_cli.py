@@ -81,8 +81,35 @@ def test_gc_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "layerlab", "registry", "gc", "--root", str(root),
                         "--json"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"blobs_deleted": 2, "bytes_freed": 20, "blobs_kept": 0}
+    assert json.loads(r.stdout) == {"blobs_deleted": 2, "bytes_freed": 20, "blobs_kept": 0,
+                                    "blobs_recent": 0, "temporaries_removed": 0}
     assert list((root / "blobs").rglob("data")) == []
+
+
+def test_gc_refuses_a_root_a_registry_serves_and_removes_stale_temporaries(tmp_path):
+    root = tmp_path / "reg"
+    proc, url = serve(root)
+    try:
+        location = requests.post(f"{url}/v2/g/blobs/uploads/").headers["Location"]
+        assert requests.put(url + location, params={"digest": sha(b"orphan")},
+                            data=b"orphan").status_code == 201
+        r = subprocess.run([sys.executable, "-m", "layerlab", "registry", "gc", "--root",
+                            str(root)], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 2
+        assert r.stderr == (f"layerlab: error: {root.resolve()} is served by a running registry: "
+                            "stop it first, or run LocalRegistry.gc() in the process that "
+                            "serves it\n")
+        assert len(list((root / "blobs").rglob("data"))) == 1  # nothing touched
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the OS releases the lock even so
+        proc.communicate(timeout=20)
+    stale = root / "repositories" / "g" / "_layers" / "link.tmp-0123"
+    stale.write_bytes(b"half")
+    os.utime(stale, (1, 1))
+    r = subprocess.run([sys.executable, "-m", "layerlab", "registry", "gc", "--root", str(root),
+                        "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["temporaries_removed"] == 1 and not stale.exists()
 
 
 def _send_half(url: str, request_line: str, total: int, half: bytes) -> socket.socket:

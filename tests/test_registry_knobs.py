@@ -251,7 +251,8 @@ def test_gc_deletes_only_unreferenced_blobs(local_registry):
     drop = push_image(reg.url, "gc", "drop", [b"shared layer", b"dropped layer"])
     push(reg.url, "gc", b"never referenced")
     assert requests.delete(f"{reg.url}/v2/gc/manifests/{sha(drop)}").status_code == 202
-    result = reg.gc()
+    assert reg.gc() == GCResult(blobs_deleted=0, bytes_freed=0, blobs_kept=4, blobs_recent=3)
+    result = reg.gc(grace=0)
     dropped_config = json.dumps({"os": "linux", "layers": 2}).encode()  # same config: kept
     assert result == GCResult(blobs_deleted=3, bytes_freed=len(drop) + len(b"dropped layer")
                               + len(b"never referenced"), blobs_kept=4)
@@ -390,3 +391,64 @@ def test_existence_checks_that_find_nothing_are_misses_not_errors():
         c = registry.log.counters()
         assert (c["requests"], c["misses"], c["errors"]) == (5, 4, 1)
         assert repr(registry.log).startswith("RequestLog(5 requests, 1 errors, 4 misses, ")
+
+
+def test_online_gc_keeps_what_an_open_upload_may_reference(local_registry):
+    """A push in progress: one layer committed, the other still uploading, no manifest
+    yet. gc (no grace) keeps the committed layer (younger than the open upload); the push
+    then completes and its image resolves."""
+    reg = local_registry
+    old_orphan = b"orphan from before"
+    push(reg.url, "live", old_orphan)
+    session = requests.post(f"{reg.url}/v2/live/blobs/uploads/").headers["Location"]
+    requests.patch(reg.url + session, data=b"second ", headers={
+        "Content-Type": "application/octet-stream"}).raise_for_status()
+    assert push(reg.url, "live", b"first layer").status_code == 201
+    first = sha(b"first layer")
+    import os
+
+    from layerlab.digest import Digest
+
+    os.utime(reg.storage.backend.blob_path(Digest(sha(old_orphan))), (1, 1))  # long ago
+    result = reg.gc(grace=0)
+    assert (result.blobs_deleted, result.blobs_recent) == (1, 1)
+    assert requests.head(f"{reg.url}/v2/live/blobs/{sha(old_orphan)}").status_code == 404
+    assert requests.head(f"{reg.url}/v2/live/blobs/{first}").status_code == 200
+    location = requests.patch(reg.url + session, data=b"layer", headers={
+        "Content-Type": "application/octet-stream"}).headers["Location"]
+    assert requests.put(reg.url + location, params={"digest": sha(b"second layer")}).status_code == 201
+    manifest = push_image(reg.url, "live", "v1", [b"first layer", b"second layer"])
+    assert requests.get(f"{reg.url}/v2/live/manifests/v1").content == manifest
+
+
+def test_blob_delete_and_commit_of_the_same_blob_keep_cache_and_disk_agreeing(local_registry):
+    """The commit of a blob arrives while its DELETE is removing the link file: the cache
+    and the link file must end up telling the same story."""
+    import threading
+
+    reg = local_registry
+    storage = reg.storage
+    data = b"raced blob"
+    assert push(reg.url, "race", data).status_code == 201
+    from layerlab.digest import Digest
+
+    d = Digest(sha(data))
+    original = storage.backend.delete_meta
+    commit = threading.Thread(target=storage.link_blob, args=("race", d, len(data)))
+
+    def delete_meta(key):  # the commit runs exactly now, between cache and disk updates
+        commit.start()
+        commit.join(timeout=0.5)  # blocked by the storage lock once the race is fixed
+        return original(key)
+
+    storage.backend.delete_meta = delete_meta
+    try:
+        assert storage.unlink_blob("race", d)
+    finally:
+        storage.backend.delete_meta = original
+    commit.join()
+    link = f"repositories/race/_layers/{d.algorithm}/{d.hex}/link"
+    on_disk = storage.backend.read_meta(link) is not None
+    assert on_disk and storage.blob_size("race", d) == len(data)
+    storage.cache = False  # what a restart would see
+    assert storage.blob_size("race", d) == len(data)

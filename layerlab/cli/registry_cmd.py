@@ -11,8 +11,10 @@ and on exit ``{"event": "stopped", "requests": int, "errors": int, "misses": int
 "bytes_in": int, "bytes_out": int}`` (``misses``: 404 answers to existence checks,
 which clients make on purpose; ``errors``: every other status >= 400).
 
-``layerlab registry gc --root DIR`` deletes blobs no manifest references; ``--json``
-prints ``{"blobs_deleted": int, "bytes_freed": int, "blobs_kept": int}``.
+``layerlab registry gc --root DIR`` deletes blobs no manifest references (and metadata
+temporaries a killed write left), refusing (exit 2) while a registry serves DIR; ``--json``
+prints ``{"blobs_deleted": int, "bytes_freed": int, "blobs_kept": int, "blobs_recent": int,
+"temporaries_removed": int}``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from layerlab.cli.output import print_json
@@ -122,13 +125,17 @@ def _gc(args: argparse.Namespace) -> int:
 
     if not (Path(args.root) / "blobs").is_dir():
         raise ValueError(f"{args.root} is not a registry root (no blobs/ directory)")
-    result = RegistryStorage(FilesystemBackend(args.root)).gc()
+    backend = FilesystemBackend(args.root)
+    hold = backend.hold(exclusive=True)  # refuses while a registry serves the root
+    try:
+        result = RegistryStorage(backend).gc()
+    finally:
+        os.close(hold)
     if args.json:
-        print_json({"blobs_deleted": result.blobs_deleted, "bytes_freed": result.bytes_freed,
-                    "blobs_kept": result.blobs_kept})
+        print_json(result.to_json())
     else:
         print(f"deleted {result.blobs_deleted} blobs ({format_size(result.bytes_freed)}), "
-              f"kept {result.blobs_kept}")
+              f"kept {result.blobs_kept}, removed {result.temporaries_removed} temporary files")
     return 0
 
 

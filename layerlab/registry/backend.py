@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import hashlib
 import io
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..digest import CHUNK_SIZE, Digest
-from ..errors import UnsafePathError
+from ..errors import RegistryRootBusyError, UnsafePathError
 
 _SYNC_FILE_RANGE_WRITE = 2
 WRITEBACK_EVERY = 8 << 20
@@ -42,6 +43,9 @@ def _load_sync_file_range():
 
 
 _sync_file_range = _load_sync_file_range()
+
+
+SERVE_LOCK = ".layerlab-serve.lock"
 
 
 class FileUpload:
@@ -131,6 +135,42 @@ class FilesystemBackend:
     def blob_path(self, digest: Digest) -> str:
         """Where a blob's bytes live (for ``sendfile``)."""
         return self._path(f"blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data")
+
+    # -- who uses the root ----------------------------------------------------------------
+    def hold(self, exclusive: bool) -> int:
+        """Lock the root (``.layerlab-serve.lock``): shared by every serving registry,
+        exclusive for an offline gc; return the descriptor that holds it (close it to
+        release; the OS releases it when the process dies, even by kill -9). Raises
+        :class:`RegistryRootBusyError` when the other kind is held."""
+        fd = os.open(self._path(SERVE_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RegistryRootBusyError(
+                f"{self.root} is served by a running registry: stop it first, or run "
+                "LocalRegistry.gc() in the process that serves it" if exclusive else
+                f"{self.root} is being garbage-collected offline") from None
+        return fd
+
+    def blob_mtime(self, digest: Digest) -> float:
+        """When a blob was committed (seconds since the epoch)."""
+        return os.stat(self.blob_path(digest)).st_mtime
+
+    def remove_stale_temporaries(self, before: float) -> int:
+        """Delete metadata temporaries (``*.tmp-*``: a write killed half-way) older than
+        ``before``; return how many."""
+        removed = 0
+        for dirpath, _, files in os.walk(self._path("repositories")):
+            for name in files:
+                path = os.path.join(dirpath, name)
+                try:
+                    if ".tmp-" in name and os.stat(path).st_mtime < before:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     # -- metadata ------------------------------------------------------------------------
     def read_meta(self, key: str) -> bytes | None:
@@ -280,6 +320,17 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._meta: dict = {}
         self._blobs: dict[Digest, bytes] = {}
+        self._committed: dict[Digest, float] = {}
+
+    def hold(self, exclusive: bool) -> None:
+        """Nothing to lock: no other process sees this registry."""
+        return None
+
+    def blob_mtime(self, digest: Digest) -> float:
+        return self._committed.get(digest, 0.0)
+
+    def remove_stale_temporaries(self, before: float) -> int:
+        return 0
 
     def _node(self, key: str, create: bool = False):
         parts = key.split("/")
@@ -353,6 +404,7 @@ class MemoryBackend:
 
     def put_blob(self, digest: Digest, data: bytes) -> None:
         self._blobs.setdefault(digest, bytes(data))
+        self._committed.setdefault(digest, time.time())
 
     def new_upload(self, upload_id: str | None = None) -> MemoryUpload:
         return MemoryUpload()
@@ -360,9 +412,11 @@ class MemoryBackend:
     def commit_upload(self, upload: MemoryUpload, digest: Digest) -> None:
         if digest not in self._blobs:
             self._blobs[digest] = bytes(upload.buffer)
+            self._committed[digest] = time.time()
         upload.discard()
 
     def delete_blob(self, digest: Digest) -> int:
+        self._committed.pop(digest, None)
         data = self._blobs.pop(digest, None)
         return 0 if data is None else len(data)
 

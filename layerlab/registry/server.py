@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import os
 import html
 import shutil
 import socket
@@ -84,6 +85,7 @@ class LocalRegistry:
         if memory and root is not None:
             raise ValueError("give either root or memory=True, not both")
         self._root = Path(root) if root is not None else None
+        self._hold: int | None = None  # the root's shared lock while serving
         self._memory = memory
         self._bind_host = host
         self._bind_port = port
@@ -211,6 +213,7 @@ class LocalRegistry:
                 # removed by stop(), or at exit if a notebook never calls it
                 weakref.finalize(self, shutil.rmtree, str(self._temp_root), True)
             backend = FilesystemBackend(self.root, durable=self._durable)
+        self._hold = backend.hold(exclusive=False)  # an offline gc refuses while held
         self.storage = RegistryStorage(backend, cache=self._cache)
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="layerlab-registry")
         ctx = Context(self.storage, self.settings, Throttle(self.settings), pool, self._auth)
@@ -263,6 +266,9 @@ class LocalRegistry:
             self._thread.join()
             self._thread = None
             self._loop = None
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
         if self._temp_root is not None:
             shutil.rmtree(self._temp_root, ignore_errors=True)
             self._temp_root = None
@@ -273,11 +279,13 @@ class LocalRegistry:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def gc(self) -> GCResult:
-        """Delete blobs no manifest references (run it while nothing is being pushed)."""
+    def gc(self, grace: float = 600.0) -> GCResult:
+        """Delete blobs no manifest references, while serving (see
+        :meth:`RegistryStorage.gc`: blobs younger than ``grace`` seconds or than the
+        oldest open upload are kept)."""
         if self.storage is None:
             raise RuntimeError("the registry has not been started")
-        return self.storage.gc()
+        return self.storage.gc(grace)
 
     # -- display --------------------------------------------------------------------------
     def _knobs(self) -> dict[str, str]:

@@ -34,11 +34,21 @@ Backend = FilesystemBackend | MemoryBackend
 
 @dataclass(frozen=True)
 class GCResult:
-    """What a garbage collection removed."""
+    """What a garbage collection removed: ``blobs_kept`` are referenced by a manifest,
+    ``blobs_recent`` are not but were committed within the grace period or after the
+    oldest upload still open (a push in progress may yet reference them),
+    ``temporaries_removed`` are metadata files a killed write left half-done."""
 
     blobs_deleted: int
     bytes_freed: int
     blobs_kept: int
+    blobs_recent: int = 0
+    temporaries_removed: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"blobs_deleted": self.blobs_deleted, "bytes_freed": self.bytes_freed,
+                "blobs_kept": self.blobs_kept, "blobs_recent": self.blobs_recent,
+                "temporaries_removed": self.temporaries_removed}
 
 
 @dataclass(eq=False)
@@ -51,6 +61,7 @@ class UploadSession:
     hasher: Any  # hashlib object, or None when verifying by re-reading
     created: float = field(default_factory=time.monotonic)
     touched: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # wall clock, compared with blob mtimes
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -132,13 +143,17 @@ class RegistryStorage:
         return size
 
     def link_blob(self, repo: str, digest: Digest, size: int | None = None) -> None:
-        self.backend.write_meta(f"repositories/{repo}/_layers/{_link(digest)}/link", digest.encode())
-        if self._cache and size is not None:
-            self._blob_cache[(repo, digest)] = size
+        with self.lock:  # the link file and its cache entry change together
+            self.backend.write_meta(f"repositories/{repo}/_layers/{_link(digest)}/link",
+                                    digest.encode())
+            if self._cache and size is not None:
+                self._blob_cache[(repo, digest)] = size
 
     def unlink_blob(self, repo: str, digest: Digest) -> bool:
-        self._blob_cache.pop((repo, digest), None)
-        return self.backend.delete_meta(f"repositories/{repo}/_layers/{_link(digest)}/link")
+        with self.lock:  # the link file and its cache entry change together (a commit waits)
+            removed = self.backend.delete_meta(f"repositories/{repo}/_layers/{_link(digest)}/link")
+            self._blob_cache.pop((repo, digest), None)
+            return removed
 
     def mount_blob(self, repo: str, source: str, digest: Digest) -> int | None:
         """Link a blob visible in ``source`` into ``repo``; its size, or None if absent."""
@@ -304,13 +319,22 @@ class RegistryStorage:
         return found
 
     # -- garbage collection ---------------------------------------------------------------
-    def gc(self) -> GCResult:
-        """Delete blobs no manifest references (Distribution's ``garbage-collect``).
+    def gc(self, grace: float = 0.0) -> GCResult:
+        """Delete blobs no manifest references (Distribution's ``garbage-collect``), and
+        metadata temporaries a killed write left behind.
 
-        Blobs uploaded but not yet referenced by a manifest are removed too, as
-        Distribution does: run it when no push is in progress.
+        Safe while serving: it runs under the lock that commits and manifest writes take,
+        keeps unreferenced blobs committed less than ``grace`` seconds ago or after the
+        oldest upload still open (a push in progress references them only at its end)
+        and forgets the blob-descriptor cache. ``grace=0`` with no upload open deletes
+        every unreferenced blob, as Distribution does offline.
         """
         with self.lock:
+            cutoff = time.time() - grace
+            if self._uploads:
+                # less a second: file times are taken from a coarse clock (jiffies)
+                cutoff = min(cutoff, min(s.started_at for s in self._uploads.values()) - 1.0)
+            recent = 0
             repos = self.catalog()
             marked: set[str] = set()
             for repo in repos:
@@ -334,6 +358,8 @@ class RegistryStorage:
             for digest in list(self.backend.iter_blobs()):
                 if digest in marked:
                     kept += 1
+                elif self.backend.blob_mtime(digest) >= cutoff:
+                    recent += 1
                 else:
                     freed += self.backend.delete_blob(digest)
                     deleted.add(digest)
@@ -343,6 +369,7 @@ class RegistryStorage:
                     for hexpart in self.backend.list_meta(f"{base}/{algorithm}"):
                         if f"{algorithm}:{hexpart}" in deleted:
                             self.backend.delete_meta_tree(f"{base}/{algorithm}/{hexpart}")
+            temporaries = self.backend.remove_stale_temporaries(cutoff)
             self._blob_cache.clear()
             self._manifest_cache.clear()
-            return GCResult(len(deleted), freed, kept)
+            return GCResult(len(deleted), freed, kept, recent, temporaries)
