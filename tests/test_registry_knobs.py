@@ -452,3 +452,26 @@ def test_blob_delete_and_commit_of_the_same_blob_keep_cache_and_disk_agreeing(lo
     assert on_disk and storage.blob_size("race", d) == len(data)
     storage.cache = False  # what a restart would see
     assert storage.blob_size("race", d) == len(data)
+
+
+def test_abandoned_upload_sessions_hold_no_descriptors_and_are_bounded():
+    import os
+
+    from layerlab.registry import LocalRegistry
+
+    with LocalRegistry(max_uploads=50) as reg, requests.Session() as http:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):  # body-less POSTs, never finished
+            assert http.post(f"{reg.url}/v2/abandon/blobs/uploads/").status_code == 202
+        assert len(os.listdir("/proc/self/fd")) - before <= 5  # not one per session
+        refused = http.post(f"{reg.url}/v2/abandon/blobs/uploads/")
+        assert (refused.status_code, refused.json()["errors"][0]["code"]) == (429, "TOOMANYREQUESTS")
+        assert refused.headers["Retry-After"] == "10"
+        session = next(iter(reg.storage._uploads.values()))
+        location = f"/v2/abandon/blobs/uploads/{session.id}"
+        data = b"finished after all"
+        r = http.patch(reg.url + location, data=data,
+                       headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 202
+        assert http.put(reg.url + r.headers["Location"], params={"digest": sha(data)}).status_code == 201
+        assert http.post(f"{reg.url}/v2/abandon/blobs/uploads/").status_code == 202  # room again

@@ -49,19 +49,35 @@ SERVE_LOCK = ".layerlab-serve.lock"
 
 
 class FileUpload:
-    """An upload's temporary file; invisible to readers until committed."""
+    """An upload's temporary file; invisible to readers until committed.
+
+    Its descriptor is open only while a request writes to it (:meth:`release` after each
+    request): an abandoned session holds a file on disk, not a descriptor."""
 
     def __init__(self, path: str, durable: bool) -> None:
         self.path = path
         self.size = 0
         self._durable = durable
         self._kicked = 0
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        self._fd = -1
+
+    def _open(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_WRONLY)
+            os.lseek(self._fd, self.size, os.SEEK_SET)
+        return self._fd
+
+    def release(self) -> None:
+        """Close the descriptor until the next write (the file stays)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def write(self, chunks: list[bytes]) -> None:
         """Append ``chunks`` (blocking; call from a worker thread)."""
         total = sum(len(c) for c in chunks)
-        written = os.writev(self._fd, chunks)
+        written = os.writev(self._open(), chunks)
         if written != total:  # a short write: finish chunk by chunk
             skip = written
             for c in chunks:
@@ -79,7 +95,7 @@ class FileUpload:
 
     def truncate(self, size: int) -> None:
         """Drop everything after ``size`` bytes (a failed chunk)."""
-        os.ftruncate(self._fd, size)
+        os.ftruncate(self._open(), size)
         os.lseek(self._fd, size, os.SEEK_SET)
         self.size = size
         self._kicked = min(self._kicked, size)
@@ -96,11 +112,9 @@ class FileUpload:
 
     def seal(self) -> None:
         """Flush to disk (fsync when durable) and close."""
-        if self._fd >= 0:
-            if self._durable:
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+        if self._durable:
+            os.fsync(self._open())
+        self.release()
 
     def discard(self) -> None:
         """Close and delete the temporary file."""
@@ -292,6 +306,9 @@ class MemoryUpload:
     @property
     def size(self) -> int:
         return len(self.buffer)
+
+    def release(self) -> None:
+        """Nothing to close."""
 
     def write(self, chunks: list[bytes]) -> None:
         for c in chunks:

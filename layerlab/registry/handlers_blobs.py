@@ -136,6 +136,8 @@ async def _receive_chunk(ctx: Context, request: web.Request, name: str, session:
     except BaseException:
         session.rollback(point)
         raise
+    finally:
+        session.file.release()  # no descriptor held between requests
 
 
 async def _finish(ctx: Context, name: str, session: UploadSession, digest: Digest,

@@ -54,7 +54,10 @@ class LocalRegistry:
     ``root`` is the storage directory (None: a temporary directory removed on
     :meth:`stop`); ``memory=True`` keeps everything in process memory instead.
     Knobs (``cache``, ``verify``, ``bandwidth``, ``latency``, ``read_only``,
-    ``delete_enabled``) can be changed while it runs.  Use as a context manager::
+    ``delete_enabled``) can be changed while it runs.  ``max_uploads`` bounds the upload
+    sessions kept open (more POSTs get 429 ``TOOMANYREQUESTS`` with ``Retry-After``; an
+    open session holds its temporary file but no descriptor between requests; idle ones
+    expire after an hour).  Use as a context manager::
 
         with LocalRegistry() as reg:
             push_somewhere(f"{reg.host}/demo/app:1")
@@ -81,11 +84,13 @@ class LocalRegistry:
         chunk_min_length: int = CHUNK_SIZE,
         durable: bool = True,
         workers: int = 16,
+        max_uploads: int = 1000,
     ) -> None:
         if memory and root is not None:
             raise ValueError("give either root or memory=True, not both")
         self._root = Path(root) if root is not None else None
         self._hold: int | None = None  # the root's shared lock while serving
+        self._max_uploads = max_uploads
         self._memory = memory
         self._bind_host = host
         self._bind_port = port
@@ -214,7 +219,7 @@ class LocalRegistry:
                 weakref.finalize(self, shutil.rmtree, str(self._temp_root), True)
             backend = FilesystemBackend(self.root, durable=self._durable)
         self._hold = backend.hold(exclusive=False)  # an offline gc refuses while held
-        self.storage = RegistryStorage(backend, cache=self._cache)
+        self.storage = RegistryStorage(backend, cache=self._cache, max_uploads=self._max_uploads)
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="layerlab-registry")
         ctx = Context(self.storage, self.settings, Throttle(self.settings), pool, self._auth)
         sock = socket.create_server((self._bind_host, self._bind_port), backlog=512)

@@ -97,9 +97,11 @@ def _link(digest: Digest) -> str:
 class RegistryStorage:
     """Repositories, blobs and manifests on top of a :mod:`backend`."""
 
-    def __init__(self, backend: Backend, *, cache: bool = True, upload_ttl: float = 3600.0) -> None:
+    def __init__(self, backend: Backend, *, cache: bool = True, upload_ttl: float = 3600.0,
+                 max_uploads: int = 1000) -> None:
         self.backend = backend
         self.upload_ttl = upload_ttl
+        self.max_uploads = max_uploads
         self.lock = threading.RLock()  # commits, manifest writes and gc exclude each other
         self._uploads: dict[str, UploadSession] = {}
         self._blob_cache: dict[tuple[str, str], int] = {}
@@ -169,6 +171,10 @@ class RegistryStorage:
         for old in [s for s in self._uploads.values() if now - s.touched > self.upload_ttl]:
             if not old.lock.locked():
                 self.cancel_upload(old.id)
+        if len(self._uploads) >= self.max_uploads:
+            raise APIError("TOOMANYREQUESTS", f"{len(self._uploads)} uploads are open, the "
+                           f"most this registry keeps; finish or cancel some",
+                           headers={"Retry-After": "10"})
         upload_id = str(uuidlib.uuid4())
         hasher = hashlib.sha256() if verify == "stream" else None
         session = UploadSession(upload_id, repo, self.backend.new_upload(upload_id), hasher)
