@@ -475,3 +475,30 @@ def test_abandoned_upload_sessions_hold_no_descriptors_and_are_bounded():
         assert r.status_code == 202
         assert http.put(reg.url + r.headers["Location"], params={"digest": sha(data)}).status_code == 201
         assert http.post(f"{reg.url}/v2/abandon/blobs/uploads/").status_code == 202  # room again
+
+
+def test_idle_and_slow_header_connections_are_closed():
+    import socket
+
+    from layerlab.registry import LocalRegistry
+
+    def closed_by_server(sock: socket.socket) -> bool:
+        sock.settimeout(10)  # bound: the server's 0.3 s must come first
+        try:
+            return sock.recv(65536) == b""
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+    with LocalRegistry(memory=True, idle_timeout="0.3 s") as reg:
+        host, port = reg.host.split(":")
+        with socket.create_connection((host, int(port))) as idle:  # says nothing
+            assert closed_by_server(idle)
+        with socket.create_connection((host, int(port))) as slow:  # headers never finish
+            slow.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Drip: 1\r\n")
+            assert closed_by_server(slow)
+        with socket.create_connection((host, int(port))) as kept:  # answered, then idle
+            kept.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            kept.settimeout(10)
+            assert kept.recv(65536).startswith(b"HTTP/1.1 200")
+            assert closed_by_server(kept)
+        assert requests.get(f"{reg.url}/v2/").status_code == 200

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     serve.add_argument("--no-delete", action="store_true", help="refuse DELETE requests")
     serve.add_argument("--max-manifest-size", default="4 MiB", help="default 4 MiB")
     serve.add_argument("--max-blob-size", default=None, help="default unlimited")
+    serve.add_argument("--idle-timeout", default="30 s",
+                       help="close connections without a complete request for this long "
+                            "(default 30 s)")
     serve.add_argument("--max-uploads", type=int, default=1000,
                        help="open upload sessions kept at most; more get 429 (default 1000)")
     serve.add_argument("--no-fsync", action="store_true",
@@ -88,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         permissions=_permissions(args.permission), read_only=args.read_only,
         delete_enabled=not args.no_delete, max_manifest_size=args.max_manifest_size,
         max_blob_size=args.max_blob_size, durable=not args.no_fsync,
-        max_uploads=args.max_uploads,
+        max_uploads=args.max_uploads, idle_timeout=args.idle_timeout,
     )
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -57,7 +57,10 @@ class LocalRegistry:
     ``delete_enabled``) can be changed while it runs.  ``max_uploads`` bounds the upload
     sessions kept open (more POSTs get 429 ``TOOMANYREQUESTS`` with ``Retry-After``; an
     open session holds its temporary file but no descriptor between requests; idle ones
-    expire after an hour).  Use as a context manager::
+    expire after an hour).  ``idle_timeout`` (default 30 s) closes a connection that has
+    not completed a request's headers that long after connecting or after its last
+    response: idle keep-alive connections and clients that drip headers alike.  Use as a
+    context manager::
 
         with LocalRegistry() as reg:
             push_somewhere(f"{reg.host}/demo/app:1")
@@ -85,6 +88,7 @@ class LocalRegistry:
         durable: bool = True,
         workers: int = 16,
         max_uploads: int = 1000,
+        idle_timeout: str | float = 30.0,
     ) -> None:
         if memory and root is not None:
             raise ValueError("give either root or memory=True, not both")
@@ -97,6 +101,7 @@ class LocalRegistry:
         self._cache = bool(cache)
         self._durable = durable
         self._workers = workers
+        self._idle_timeout = parse_duration(idle_timeout)
         self.settings = Settings(
             max_manifest_size=parse_size(max_manifest_size),
             max_blob_size=parse_size(max_blob_size) if max_blob_size is not None else None,
@@ -242,8 +247,12 @@ class LocalRegistry:
                ready: threading.Event, failure: list[BaseException]) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # keepalive_timeout runs from the connection's start and from each response until
+        # the next request's headers are complete: it closes idle connections and clients
+        # that drip their headers alike
         runner = web.AppRunner(app, handle_signals=False, access_log=access_logger(),
-                               access_log_class=Recorder, shutdown_timeout=1.0)
+                               access_log_class=Recorder, shutdown_timeout=1.0,
+                               keepalive_timeout=self._idle_timeout)
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, sock, backlog=512).start())
