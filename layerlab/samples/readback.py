@@ -14,12 +14,12 @@ import posixpath
 import tarfile
 from pathlib import Path
 
+from .imagewriter import OCI_INDEX, REF_NAME
+
 DOCKER_MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def sha256(data: bytes) -> str:
