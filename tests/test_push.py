@@ -286,13 +286,16 @@ def test_cli_push_text_and_json(reg, tmp_path):
     assert data["totals"]["bytes_uploaded"] == 0
     mounted = _cli("push", src, f"{reg.host}/cli/other:1", "-q", env=env)
     assert "mounted from cli/base" in mounted.stdout
-    # the push path imports no general-purpose HTTP stack (its start-up is the cost)
+    # requests is imported when a registry is used, and only then
     code = ("import sys\nfrom layerlab.cli import main\n"
+            f"main(['inspect', {src!r}, '--json'])\n"
+            "print('requests' in sys.modules, 'urllib3' in sys.modules)\n"
             f"main(['push', {src!r}, '{reg.host}/cli/base:1', '-q'])\n"
-            "print('requests' in sys.modules, 'urllib3' in sys.modules, 'http.client' in sys.modules)")
+            "print('requests' in sys.modules, 'urllib3' in sys.modules)")
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                            timeout=120)
-    assert quiet.stdout.splitlines()[-1] == "False False False", quiet.stderr
+    assert quiet.stdout.splitlines()[-1] == "True True", quiet.stderr
+    assert "False False" in quiet.stdout.splitlines()
     assert "(exists)" in quiet.stdout
     bad = _cli("push", src, "127.0.0.1:1/x/y:1", "-q", "--retries", "0", env=env)
     assert bad.returncode == 2

@@ -1,6 +1,6 @@
-"""The registry client's HTTP/1.1 layer (layerlab.sources.remote.http) against a scripted
-server on a loopback port: framing both ways, keep-alive, stale connections, redirects,
-proxies, failures."""
+"""The registry client's HTTP layer (layerlab.sources.remote.session, on requests) against
+a scripted server on a loopback port: framing both ways, keep-alive, stale connections,
+redirects, proxies, TLS, failures and their one-line reasons, deadlines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +16,11 @@ import pytest
 
 from conftest import require_tool
 from layerlab.registry import LocalRegistry
-from layerlab.sources.remote.http import Headers, HttpClient, HttpFailure, Response, TlsFailure
+from layerlab.digest import digest_bytes
+from layerlab.errors import RegistryUnavailableError
+from layerlab.sources.remote.session import (HttpFailure, TlsFailure, complete_response, open_session,
+                                             read_chunk, read_document, send)
+from layerlab.sources.remote.transport import Transport
 from remote_servers import FrontProxy, self_signed_certificate
 
 
@@ -119,32 +124,57 @@ def test_bodies_are_framed_and_connections_kept_alive(server, tmp_path):
     srv = server(lambda seen: ok(b"got %d" % len(seen.body)))
     path = tmp_path / "blob"
     path.write_bytes(b"f" * 300_000)
-    client = HttpClient(headers={"User-Agent": "t/1"})
+    session = open_session(headers={"User-Agent": "t/1"})
+
+    def body_of(method: str, path: str, **kw) -> bytes:
+        return read_document(send(session, method, srv.url + path, **kw), 1 << 20, 10)
+
     try:
-        assert client.request("PUT", srv.url + "/a", body=b"x" * 1000).content == b"got 1000"
+        assert body_of("PUT", "/a", data=b"x" * 1000) == b"got 1000"
         with open(path, "rb") as f:
             f.seek(100_000)  # sent from the file's position: Content-Length 200000
-            assert client.request("PUT", srv.url + "/b", body=f).content == b"got 200000"
+            assert body_of("PUT", "/b", data=f) == b"got 200000"
         chunks = [b"a" * 70_000, b"", b"b" * 5]
-        assert client.request("PATCH", srv.url + "/c", body=iter(chunks)).content == b"got 70005"
-        assert client.request("POST", srv.url + "/d", body=[("k", "v w")]).content == b"got 5"
-        assert client.request("POST", srv.url + "/e").content == b"got 0"
+        assert body_of("PATCH", "/c", data=iter(chunks)) == b"got 70005"
+        assert body_of("POST", "/d", data=[("k", "v w")]) == b"got 5"
+        assert body_of("POST", "/e") == b"got 0"
         unknown = io.BufferedReader(io.BytesIO(b"z" * 10))  # seekable: length known
-        assert client.request("PUT", srv.url + "/f", body=unknown).content == b"got 10"
-        get = client.request("GET", srv.url + "/g", params={"n": "2", "last": "a b"})
-        assert get.read() == b"got 0"
+        assert body_of("PUT", "/f", data=unknown) == b"got 10"
+        assert body_of("GET", "/g", params={"n": "2", "last": "a b"}) == b"got 0"
     finally:
-        client.close()
+        session.close()
     a, b, c, d, e, f, g = srv.seen
     assert srv.connections == 1 and {s.connection for s in srv.seen} == {1}
     assert a.headers["content-length"] == "1000" and a.headers["user-agent"] == "t/1"
     assert a.headers["host"] == f"127.0.0.1:{srv.port}"
+    assert a.headers["accept-encoding"] == "identity"  # wire bytes are digested bytes
+    assert "authorization" not in a.headers
     assert b.headers["content-length"] == "200000" and b.body == b"f" * 200_000
     assert c.headers["transfer-encoding"] == "chunked" and c.body == b"a" * 70_000 + b"b" * 5
     assert d.body == b"k=v+w"
     assert d.headers["content-type"] == "application/x-www-form-urlencoded"
     assert e.headers["content-length"] == "0" and e.body == b""
     assert g.line == "GET /g?n=2&last=a+b HTTP/1.1" and "content-length" not in g.headers
+
+
+def test_file_bodies_go_out_in_megabyte_blocks(server, tmp_path):
+    """urllib3 reads a file body 16 KiB at a time unless told otherwise."""
+    srv = server(lambda seen: ok())
+    path = tmp_path / "blob"
+    path.write_bytes(b"q" * (3 << 20))
+    reads: list[int] = []
+
+    class Counting(io.FileIO):
+        def read(self, n=-1):  # type: ignore[override]
+            reads.append(n)
+            return super().read(n)
+
+    session = open_session()
+    with Counting(path, "rb") as f:
+        send(session, "PUT", srv.url + "/blob", data=f).close()
+    session.close()
+    assert srv.seen[0].body == b"q" * (3 << 20)
+    assert reads[:3] == [1 << 20] * 3
 
 
 def test_response_framing_chunked_head_and_close_delimited(server):
@@ -157,24 +187,24 @@ def test_response_framing_chunked_head_and_close_delimited(server):
                   b"www-authenticate: Bearer realm=b\r\nContent-Length: 0\r\n\r\n",
     }
     srv = server(lambda seen: answers[seen.line.split()[1]])
-    client = HttpClient()
-    chunked = client.request("GET", srv.url + "/chunked")
-    assert chunked.read(3) == b"hel" and chunked.read(4) == b"lo, " and chunked.read() == b"world"
-    assert chunked.finished
-    head = client.request("HEAD", srv.url + "/head")
-    assert head.finished and head.headers["content-length"] == "12345" and head.content == b""
-    multi = client.request("GET", srv.url + "/multi")
+    session = open_session()
+    chunked = send(session, "GET", srv.url + "/chunked")
+    assert read_chunk(chunked, 3) == b"hel" and read_chunk(chunked, 4) == b"lo"
+    assert read_document(chunked, 100, 10) == b", world"
+    head = send(session, "HEAD", srv.url + "/head")
+    assert head.headers["content-length"] == "12345" and read_document(head, 10, 10) == b""
+    multi = send(session, "GET", srv.url + "/multi")
     assert multi.status_code == 401 and multi.reason == "Unauthorized"
     assert multi.headers["WWW-Authenticate"] == "Basic realm=a, Bearer realm=b"
+    assert read_document(multi, 100, 10) == b""
     assert srv.connections == 1  # all three on one connection
-    closing = client.request("GET", srv.url + "/close")
-    assert closing.content == b"until the end"
-    client.request("HEAD", srv.url + "/head").close()
+    assert read_document(send(session, "GET", srv.url + "/close"), 100, 10) == b"until the end"
+    send(session, "HEAD", srv.url + "/head").close()
     assert srv.connections == 2  # the close-delimited answer used its connection up
-    client.close()
+    session.close()
 
 
-def test_stale_keep_alive_connection_is_replaced_once(server):
+def test_stale_keep_alive_connection_is_retried_only_with_a_replayable_body(server):
     # the server answers the first request of each connection, then drops the connection
     # when the next one arrives (as a keep-alive timeout racing a request does)
     def first_only(seen: Seen) -> bytes | None:
@@ -182,16 +212,18 @@ def test_stale_keep_alive_connection_is_replaced_once(server):
         return ok(b"one") if len(on_this) == 1 else None
 
     srv = server(first_only)
-    client = HttpClient()
-    assert client.request("GET", srv.url + "/1").content == b"one"
-    assert client.request("PUT", srv.url + "/2", body=b"again").content == b"one"
-    assert srv.connections == 2
+    transport = Transport(f"127.0.0.1:{srv.port}", backoff=0.0)
+    assert transport.request("GET", "/1").content == b"one"
+    assert transport.request("PUT", "/2", data=b"again").content == b"one"
+    assert srv.connections == 2 and transport.request_count == 3
     # a streamed body already consumed cannot be sent again: the failure is reported
-    with pytest.raises(HttpFailure, match="closed before the response"):
-        client.request("PATCH", srv.url + "/3", body=iter([b"x"]))
-    assert client.request("GET", srv.url + "/4").content == b"one"
+    with pytest.raises(RegistryUnavailableError) as err:
+        transport.request("PATCH", "/3", data=iter([b"x"]))
+    assert str(err.value) == (f"PATCH {srv.url}/3: cannot reach the registry (connection "
+                              "closed before the response (server disconnected))")
+    assert transport.request("GET", "/4").content == b"one"
     assert srv.connections == 3
-    client.close()
+    transport.close()
 
 
 def test_body_cut_short_and_garbage_raise_http_failure(server):
@@ -205,23 +237,27 @@ def test_body_cut_short_and_garbage_raise_http_failure(server):
         return answers.get(seen.line.split()[1])
 
     srv = server(answer)
-    client = HttpClient(timeout=10)
-    short = client.request("GET", srv.url + "/short")
-    with pytest.raises(HttpFailure, match="closed in the middle of the body"):
-        short.read()
-    with pytest.raises(HttpFailure, match="not an HTTP response"):
-        client.request("GET", srv.url + "/garbage")
-    with pytest.raises(HttpFailure, match="bad chunk size"):
-        client.request("GET", srv.url + "/badchunk").read()
-    with pytest.raises(HttpFailure, match="closed before the response"):
-        client.request("GET", srv.url + "/nothing")
+    session = open_session()
+    short = send(session, "GET", srv.url + "/short", timeout=10)
+    with pytest.raises(HttpFailure) as err:
+        read_document(short, 1000, 10)
+    assert err.value.reason == "connection closed in the middle of the body"
+    with pytest.raises(HttpFailure) as err:
+        send(session, "GET", srv.url + "/garbage")
+    assert err.value.reason.startswith("not an HTTP response: ") and "SSH-2.0" in err.value.reason
+    with pytest.raises(HttpFailure) as err:
+        read_document(send(session, "GET", srv.url + "/badchunk"), 1000, 10)
+    assert err.value.reason == "bad chunk size line"
+    with pytest.raises(HttpFailure) as err:
+        send(session, "GET", srv.url + "/nothing")
+    assert err.value.reason == "connection closed before the response (server disconnected)"
     dead = socket.create_server(("127.0.0.1", 0))
     port = dead.getsockname()[1]
     dead.close()
     with pytest.raises(HttpFailure) as err:
-        client.request("GET", f"http://127.0.0.1:{port}/")
+        send(session, "GET", f"http://127.0.0.1:{port}/")
     assert err.value.reason == "Connection refused"
-    client.close()
+    session.close()
 
 
 def test_body_iterator_errors_propagate_and_drop_the_connection(server):
@@ -231,12 +267,12 @@ def test_body_iterator_errors_propagate_and_drop_the_connection(server):
         yield b"part"
         raise ValueError("source broke")
 
-    client = HttpClient()
+    session = open_session()
     with pytest.raises(ValueError, match="source broke"):
-        client.request("PATCH", srv.url + "/x", body=failing())
-    assert client.request("GET", srv.url + "/y").status_code == 200
+        send(session, "PATCH", srv.url + "/x", data=failing())
+    assert send(session, "GET", srv.url + "/y").status_code == 200
     assert srv.connections == 2  # the half-sent request's connection was not reused
-    client.close()
+    session.close()
 
 
 def test_redirects_followed_for_get_without_authorization_across_origins(server):
@@ -245,45 +281,126 @@ def test_redirects_followed_for_get_without_authorization_across_origins(server)
         f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {storage.url}/s3/blob?sig=1\r\n"
         "Content-Length: 0\r\n\r\n").encode() if seen.line.startswith("GET /v2/b")
         else b"HTTP/1.1 301 Moved\r\nLocation: /v2/b\r\nContent-Length: 0\r\n\r\n")
-    client = HttpClient()
-    response = client.request("GET", registry.url + "/v2/a", headers={"Authorization": "Bearer t"})
-    assert response.content == b"blob bytes"
+    session = open_session()
+    response = send(session, "GET", registry.url + "/v2/a", headers={"Authorization": "Bearer t"})
+    assert read_document(response, 100, 10) == b"blob bytes"
     assert response.url == f"{storage.url}/s3/blob?sig=1"
     assert [s.line for s in registry.seen] == ["GET /v2/a HTTP/1.1", "GET /v2/b HTTP/1.1"]
     assert registry.seen[1].headers["authorization"] == "Bearer t"  # same origin: kept
     assert "authorization" not in storage.seen[0].headers  # another origin: dropped
-    put = client.request("PUT", registry.url + "/v2/a", body=b"")
+    put = send(session, "PUT", registry.url + "/v2/a", data=b"")
     assert put.status_code == 301  # only GET and HEAD follow
-    client.close()
+    session.close()
 
 
-def test_proxy_from_the_environment(server, monkeypatch):
+def test_proxy_from_the_environment_but_never_for_loopback_registries(server, monkeypatch):
     proxy = server(lambda seen: ok(b"via proxy"))
     direct = server(lambda seen: ok(b"direct"))
     monkeypatch.setenv("http_proxy", f"http://user:pw@127.0.0.1:{proxy.port}")
     monkeypatch.setenv("no_proxy", "localhost")
-    client = HttpClient(trust_env=True)
+    session = open_session()
     # the name is never resolved by the client: the proxy is asked for the absolute URL
-    assert client.request("GET", "http://registry.example:5000/v2/").content == b"via proxy"
+    remote = Transport("registry.example:5000", plain_http=True)
+    assert remote.request("GET", "/v2/").content == b"via proxy"
     seen = proxy.seen[0]
     assert seen.line == "GET http://registry.example:5000/v2/ HTTP/1.1"
     assert seen.headers["host"] == "registry.example:5000"
     assert seen.headers["proxy-authorization"] == "Basic dXNlcjpwdw=="
     # no_proxy names the host: straight to it
-    assert client.request("GET", f"http://localhost:{direct.port}/v2/").content == b"direct"
-    # a client that does not trust the environment ignores the proxy variables
-    assert HttpClient(trust_env=False).request("GET", direct.url + "/").content == b"direct"
+    assert read_document(send(session, "GET", f"http://localhost:{direct.port}/v2/"), 100, 10) == b"direct"
+    # a loopback registry goes straight there whatever the environment says
+    assert Transport(f"127.0.0.1:{direct.port}").request("GET", "/v2/").content == b"direct"
     assert len(proxy.seen) == 1 and len(direct.seen) == 2
+    session.close()
+    remote.close()
+
+
+def test_netrc_credentials_answer_a_basic_challenge(server, tmp_path, monkeypatch):
+    """requests would attach .netrc to every request; the transport offers it only to
+    the registry's challenge."""
+    def guarded(seen: Seen) -> bytes:
+        if seen.headers.get("authorization") == "Basic " + "bmV0dXNlcjpuZXRwdw==":
+            return ok(b"{}")
+        return (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=r\r\n"
+                b"Content-Length: 0\r\n\r\n")
+
+    srv = server(guarded)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netuser password netpw\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    transport = Transport(f"127.0.0.1:{srv.port}")
+    assert transport.request("GET", "/v2/").status_code == 200
+    transport.close()
+    assert ["authorization" in s.headers for s in srv.seen] == [False, True]
+
+
+def test_complete_responses():
+    done = complete_response(404, b'{"errors": []}', {"Content-Type": "application/json"},
+                             "http://r/v2/x", "Not Found", "HEAD")
+    assert done.json() == {"errors": []} and done.headers["content-type"] == "application/json"
+    assert done.request.method == "HEAD" and read_document(done, 3, 1) == b'{"er'
+
+
+class Dripper:
+    """A server that sends its headers at once, then its body one byte every ``every``
+    seconds (as a hostile or broken registry may)."""
+
+    def __init__(self, headers: bytes, body: bytes, every: float) -> None:
+        self.headers, self.body, self.every = headers, body, every
+        self.requests = 0
+        self.sock = listen(self._serve)
+        self.port = self.sock.getsockname()[1]
+
+    def _serve(self, conn: socket.socket, number: int) -> None:
+        with conn:
+            reader = conn.makefile("rb")
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+            self.requests += 1
+            try:
+                conn.sendall(self.headers)
+                for i in range(len(self.body)):
+                    conn.sendall(self.body[i:i + 1])
+                    time.sleep(self.every)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_dripped_manifest_fails_at_the_deadline():
+    """Each byte comes well within the read timeout; the whole never within the deadline."""
+    body = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}' * 4
+    drip = Dripper(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body), body, 0.02)
+    client = Transport(f"127.0.0.1:{drip.port}", timeout=5, deadline=0.5, retries=1, backoff=0.0)
+    with pytest.raises(RegistryUnavailableError) as err:
+        client._get_limited("/v2/a/manifests/v1", "a", 1 << 20, "manifest")
+    assert str(err.value) == (f"GET http://127.0.0.1:{drip.port}/v2/a/manifests/v1: manifest body "
+                              "broken (no whole answer within 0.5 s) after 2 attempts")
+    assert drip.requests == 2
     client.close()
+    drip.close()
 
 
-def test_headers_and_complete_responses():
-    headers = Headers([("Content-Type", "a"), ("X-A", "1"), ("x-a", "2")])
-    assert headers["content-type"] == "a" and headers.get("X-a") == "1, 2"
-    assert "CONTENT-TYPE" in headers and list(headers) == ["Content-Type", "X-A"]
-    done = Response.complete(404, b'{"errors": []}', {"Content-Type": "application/json"},
-                             "http://r/v2/x", "Not Found")
-    assert done.json() == {"errors": []} and done.read(3) == b'{"e' and done.finished
+def test_a_blob_slower_than_the_minimum_rate_fails():
+    from layerlab.sources.remote import RegistryClient
+
+    body = b"z" * 4000
+    drip = Dripper(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n", body, 0.01)  # ~100 B/s
+    client = RegistryClient(f"127.0.0.1:{drip.port}", timeout=0.3, min_blob_rate=2000,
+                            retries=0, backoff=0.0)
+    stream = client.open_blob("a", digest_bytes(body))
+    with pytest.raises(RegistryUnavailableError) as err:
+        stream.read()
+    message = str(err.value)
+    assert message.startswith(f"GET http://127.0.0.1:{drip.port}/v2/a/blobs/{digest_bytes(body)}: "
+                              "blob body broken at byte ")
+    assert "B/s, under the minimum of 2000 B/s) after 1 attempts" in message
+    client.close()
+    drip.close()
 
 
 class ConnectProxy:
@@ -329,14 +446,15 @@ def test_https_through_a_connect_tunnel(tmp_path, monkeypatch):
     with LocalRegistry() as backend, \
             FrontProxy(backend.host, tls=self_signed_certificate(tmp_path)) as tls:
         url = f"https://127.0.0.1:{tls.port}/v2/"
-        with pytest.raises(TlsFailure, match="certificate verify failed"):
-            HttpClient(trust_env=True).request("GET", url)
-        client = HttpClient(trust_env=True, verify=False)
-        first = client.request("GET", url)
-        assert first.status_code == 200 and first.json() == {}
-        assert client.request("GET", url).status_code == 200
-        client.close()
-    assert proxy.asked == [f"CONNECT 127.0.0.1:{tls.port} HTTP/1.1"] * 2  # one per client
+        with pytest.raises(TlsFailure) as err:
+            send(open_session(), "GET", url)
+        assert err.value.reason.startswith("certificate verify failed: ")
+        session = open_session(verify=False)
+        first = send(session, "GET", url)
+        assert first.status_code == 200 and read_document(first, 100, 10) == b"{}"
+        assert send(session, "GET", url).status_code == 200
+        session.close()
+    assert proxy.asked == [f"CONNECT 127.0.0.1:{tls.port} HTTP/1.0"] * 2  # one per session
     proxy.close()
 
 
@@ -347,20 +465,17 @@ def test_a_ca_bundle_from_the_environment_is_trusted(tmp_path, monkeypatch):
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     with LocalRegistry() as backend, FrontProxy(backend.host, tls=(cert, key)) as tls:
-        url = f"https://127.0.0.1:{tls.port}/v2/"
+        registry = f"127.0.0.1:{tls.port}"
         monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
         monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-        with pytest.raises(TlsFailure, match="certificate verify failed"):
-            HttpClient(trust_env=False).request("GET", url)
+        with pytest.raises(RegistryUnavailableError, match="TLS failed .certificate verify failed"):
+            Transport(registry, plain_http=False, retries=0).request("GET", "/v2/")
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-        assert HttpClient(trust_env=False).request("GET", url).status_code == 200
+        assert Transport(registry, plain_http=False).request("GET", "/v2/").status_code == 200
 
 
 def test_a_redirect_loop_is_not_retried(server):
     """A loop fails at the first pass through it: 11 requests, not 11 per retry."""
-    from layerlab.errors import RegistryUnavailableError
-    from layerlab.sources.remote.transport import Transport
-
     loop = server(lambda seen: b"HTTP/1.1 302 Found\r\nLocation: /v2/loop\r\nContent-Length: 0\r\n\r\n")
     transport = Transport(f"127.0.0.1:{loop.port}", retries=4, backoff=0.0)
     with pytest.raises(RegistryUnavailableError) as err:

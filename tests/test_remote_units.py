@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+from requests import Response
 
 from layerlab import mediatypes as mt
 from layerlab.digest import SCHEMA1_EMPTY_LAYER, digest_bytes
@@ -17,9 +18,9 @@ from layerlab.errors import (AuthenticationError, RegistryError, RegistryProtoco
 from layerlab.manifest import parse_manifest
 from layerlab.sources.remote import Credentials, RegistryClient, client_for, load_credentials
 from layerlab.sources.remote.auth import parse_challenges
-from layerlab.sources.remote.http import Response
 from layerlab.sources.remote.httputil import (error_from_response, is_loopback, parse_link_next,
                                               retry_after)
+from layerlab.sources.remote.session import complete_response
 from layerlab.sources.remote.image import synthesize_schema1_config
 
 
@@ -116,7 +117,7 @@ def test_credentials_errors(tmp_path):
 
 def _response(status: int, body: bytes, content_type: str, url: str = "http://r/v2/x") -> Response:
     reason = {404: "Not Found", 502: "Bad Gateway", 400: "Bad Request", 403: "Forbidden"}[status]
-    return Response.complete(status, body, {"Content-Type": content_type}, url, reason)
+    return complete_response(status, body, {"Content-Type": content_type}, url, reason)
 
 
 def test_error_mapping():

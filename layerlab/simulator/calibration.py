@@ -11,7 +11,7 @@ samples with ``quick=True`` so it takes a few seconds):
 * sha256 throughput; temporary-file write+read throughput;
 * with ``registry=True``, :class:`~layerlab.registry.LocalRegistry` on loopback: the
   time of a request (a HEAD of a missing blob) through the bare HTTP layer
-  (:class:`~layerlab.sources.remote.http.HttpClient`), booked as the registry's
+  (:func:`~layerlab.sources.remote.session.send`), booked as the registry's
   ``registry_request_overhead``, and what the registry client (auth, retries, error
   mapping) adds to it (``client_request_overhead``, refined by the validation from the
   pusher's own re-pushes); what a new thread with a new connection adds to
@@ -276,20 +276,20 @@ def measure_registry(blob_size: int, repeat: int) -> dict[str, float]:
     from ..digest import digest_bytes
     from ..registry import LocalRegistry
     from ..sources.remote import RegistryClient
-    from ..sources.remote.http import HttpClient
+    from ..sources.remote.session import open_session, send
     from .inputs import LOCAL_WRITEBACK_EVERY, commit_bytes
 
     repo = "calibrate/blob"
     out: dict[str, float] = {}
     with LocalRegistry() as registry, RegistryClient(registry.host) as client:
-        bare_http = HttpClient()  # the HTTP exchange alone: no auth, retries, error mapping
+        bare_http = open_session()  # the HTTP exchange alone: no auth, retries, error mapping
         missing = "sha256:" + "0" * 64
         url = f"{client.base_url}/v2/{repo}/blobs/{missing}"
         client.head_blob(repo, missing)  # warm the connections
-        bare_http.request("HEAD", url).close()
+        send(bare_http, "HEAD", url, use_proxies=False).close()
         count = 10 * repeat
         try:
-            bare = _median_time(lambda: bare_http.request("HEAD", url).close(), count)
+            bare = _median_time(lambda: send(bare_http, "HEAD", url, use_proxies=False).close(), count)
         finally:
             bare_http.close()
         registry.latency = CALIBRATION_RTT  # as the pusher's requests meet it (see there)

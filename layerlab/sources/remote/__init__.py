@@ -4,7 +4,7 @@
 >>> image = open_remote_image("docker://127.0.0.1:5000/app:v1")        # doctest: +SKIP
 >>> images = load_repository("127.0.0.1:5000/app", workers=16)          # doctest: +SKIP
 
-* :class:`RegistryClient` - one registry over pooled keep-alive connections (:mod:`.http`): manifests,
+* :class:`RegistryClient` - one registry over a requests session (:mod:`.session`): manifests,
   blobs (streamed, verified, ``Range``), uploads, tag and catalog listings; Basic and
   Bearer auth; bounded retries; errors carrying the registry's error code.
 * :func:`open_remote_image` / :func:`list_remote_images` - what ``open_image`` and

@@ -20,13 +20,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError,
                        RegistryUnavailableError)
 from .credentials import Credentials
-from .http import Response
 from .httputil import is_retryable_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class _Token:
     expires_at: float
 
 
-Fetch = Callable[..., Response]
+Fetch = Callable[..., "Response"]
 
 
 class Authenticator:

@@ -7,9 +7,11 @@ import re
 from typing import TYPE_CHECKING
 
 from ...errors import RegistryProtocolError, RegistryUnavailableError
-from .http import HttpFailure, Response
+from .session import HttpFailure, Progress, read_chunk
 
 if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
+
     from .client import RegistryClient
 
 __all__ = ["BlobStream"]
@@ -23,8 +25,9 @@ class BlobStream(io.RawIOBase):
     The GET is sent lazily on the first read. If the body stops early (connection
     reset, a proxy cutting it, a read timeout) the stream asks again from where it
     stopped with ``Range: bytes=N-``, at most ``client.retries`` times; a registry that
-    ignores ``Range`` (``200``) has the bytes already read skipped. The data read is
-    therefore exactly the requested slice, or an error is raised.
+    ignores ``Range`` (``200``) has the bytes already read skipped. A body slower than
+    ``client.min_blob_rate`` bytes/s over a ``client.timeout`` window counts as broken.
+    The data read is therefore exactly the requested slice, or an error is raised.
     """
 
     def __init__(self, client: "RegistryClient", repository: str, url: str, start: int = 0,
@@ -37,6 +40,7 @@ class BlobStream(io.RawIOBase):
         self._end = end
         self._stop: int | None = None if end is None else end + 1  # absolute, exclusive
         self._response: Response | None = None
+        self._progress: Progress | None = None
         self._resumes = 0
 
     def readable(self) -> bool:
@@ -50,6 +54,7 @@ class BlobStream(io.RawIOBase):
         response = self._client.request("GET", self._url, repository=self._repository,
                                         expected=(200, 206), stream=True, headers=headers)
         self._response = response
+        self._progress = Progress(self._client.min_blob_rate, self._client.timeout)
         if response.status_code == 206:
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != self._pos:
@@ -67,7 +72,7 @@ class BlobStream(io.RawIOBase):
         if self._pos:  # the registry ignored Range: skip what we already have
             remaining = self._pos
             while remaining:
-                chunk = response.read(min(remaining, 1 << 20))
+                chunk = read_chunk(response, min(remaining, 1 << 20), self._progress)
                 if not chunk:
                     raise RegistryProtocolError(
                         f"GET {response.url}: blob shorter than {self._pos} bytes", url=response.url)
@@ -98,7 +103,7 @@ class BlobStream(io.RawIOBase):
                         return 0
             assert self._response is not None
             try:
-                data = self._response.read(want)
+                data = read_chunk(self._response, want, self._progress)
             except HttpFailure as exc:
                 self._resume(exc.reason)
                 continue

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import io
 import json
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ...blobio import VerifyingReader
 from ...digest import Digest, digest_bytes
 from ...errors import RegistryProtocolError
 from ...manifest import Descriptor, Manifest, parse_manifest
 from ...mediatypes import MANIFEST_ACCEPT, SCHEMA1_MANIFESTS
-from .http import Response
 from .httputil import add_query, describe_body, join_url, parse_link_next
 from .transport import Transport
 from .upload import BlobUpload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
 
 __all__ = ["RegistryClient", "BlobUpload", "MAX_MANIFEST_SIZE", "MAX_PAGES"]
 
@@ -33,15 +35,18 @@ class RegistryClient(Transport):
     429 honouring ``Retry-After``, 5xx).
 
     ``RegistryClient(registry, *, plain_http=None, insecure=False, auth=None,
-    docker_config=None, timeout=30.0, retries=4, pool_size=32, user_agent=..., backoff=0.25)``
+    docker_config=None, timeout=30.0, retries=4, pool_size=32, user_agent=..., backoff=0.25,
+    deadline=60.0, min_blob_rate=1024.0)``
 
     ``plain_http`` defaults to ``True`` for ``localhost``, ``127.0.0.0/8`` and ``::1`` (as
     Docker does) and ``False`` otherwise; ``insecure`` skips TLS verification and, unless
     ``plain_http`` is given, falls back to plain HTTP when TLS fails. ``auth`` is a
     ``(username, password)`` pair; without it credentials come from Docker's
-    ``config.json`` (``docker_config`` directory, ``$DOCKER_CONFIG`` or ``~/.docker``) when
-    the registry asks. ``timeout`` (seconds) applies to connecting and to every read;
-    ``retries`` bounds the retries of one request, waiting ``backoff * 2**n`` seconds
+    ``config.json`` (``docker_config`` directory, ``$DOCKER_CONFIG`` or ``~/.docker``), else
+    from ``~/.netrc``, when the registry asks. ``timeout`` (seconds) applies to connecting
+    and to every read; a manifest, config, token or listing must arrive whole within
+    ``deadline`` seconds; a blob body must keep up at least ``min_blob_rate`` bytes/s over
+    each ``timeout`` window; ``retries`` bounds the retries of one request, waiting ``backoff * 2**n`` seconds
     (or what ``Retry-After`` says, at most 60 s). Use it as a context manager or call
     :meth:`close`.
     """
@@ -181,7 +186,7 @@ class RegistryClient(Transport):
     def _upload_of(self, response: Response, repository: str) -> BlobUpload:
         location = response.headers.get("Location")
         if not location:
-            raise RegistryProtocolError(f"{response.method} {response.url}: 202 without Location",
+            raise RegistryProtocolError(f"{response.request.method} {response.url}: 202 without Location",
                                         url=response.url)
         offset = BlobUpload.offset_from(response)
         return BlobUpload(self, repository, join_url(response.url, location), offset or 0)

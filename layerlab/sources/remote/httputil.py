@@ -12,8 +12,8 @@ from ...errors import (AuthenticationError, RegistryError, RegistryProtocolError
                        RegistryUnavailableError)
 from ...reference import is_loopback
 
-if TYPE_CHECKING:  # pragma: no cover - http builds on this module
-    from .http import Response
+if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
 
 __all__ = ["is_loopback", "api_host", "join_url", "retry_after", "error_from_response",
            "is_retryable_status", "parse_link_next", "may_send_credentials"]

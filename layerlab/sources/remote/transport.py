@@ -13,19 +13,22 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from ...errors import RegistryProtocolError, RegistryUnavailableError
 from .credentials import Credentials, load_credentials
-from .http import HttpClient, HttpFailure, Response, TlsFailure, TooManyRedirects
 from .httputil import (api_host, error_from_response, is_loopback, is_retryable_status,
                        may_send_credentials, retry_after)
 
 __all__ = ["Transport", "Fetched"]
 
+if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
+
 log = logging.getLogger("layerlab.sources.remote")
 
 _ERROR_BODY_LIMIT = 64 << 10
+_SMALL_BODY_LIMIT = 1 << 20  #: answers read whole (tokens, upload answers) are cut here
 
 
 def _replayable(data: Any) -> tuple[bool, int | None]:
@@ -51,22 +54,33 @@ class Fetched(NamedTuple):
 
 
 class Transport:
-    """Pooled keep-alive connections (:class:`~.http.HttpClient`) to one registry host with auth (Basic/Bearer, token
-    cache per scope) and bounded retries with exponential backoff (connection errors,
-    429 honouring ``Retry-After``, 5xx). See :class:`RegistryClient` for the API.
+    """One registry host over a :class:`requests.Session` (see :mod:`.session`), with auth
+    (Basic/Bearer, token cache per scope) and bounded retries with exponential backoff
+    (connection errors, 429 honouring ``Retry-After``, 5xx). See :class:`RegistryClient`
+    for the API.
 
     ``plain_http`` defaults to ``True`` for ``localhost``, ``127.0.0.0/8`` and ``::1`` (as
     Docker does) and ``False`` otherwise; ``insecure`` skips TLS verification and, unless
     ``plain_http`` is given, falls back to plain HTTP when TLS fails. ``auth`` is a
     ``(username, password)`` pair; without it credentials come from Docker's
-    ``config.json`` (``docker_config`` directory, ``$DOCKER_CONFIG`` or ``~/.docker``) when
-    the registry asks. ``timeout`` (seconds) applies to connecting and to every read.
+    ``config.json`` (``docker_config`` directory, ``$DOCKER_CONFIG`` or ``~/.docker``),
+    else from ``~/.netrc``, when the registry asks. Proxies come from the environment
+    (``https_proxy``, ``NO_PROXY``...) except for loopback registries.
+
+    Clocks: ``timeout`` (seconds) bounds connecting and every read; a small document
+    (manifest, config, token, listing, error answer) must arrive whole within
+    ``deadline`` seconds of its headers; a blob body must deliver at least
+    ``min_blob_rate`` bytes/s over every ``timeout``-second window. Breaking any of them
+    is a failed attempt, retried like a broken connection.
     """
 
     def __init__(self, registry: str, *, plain_http: bool | None = None, insecure: bool = False,
                  auth: tuple[str, str] | None = None, docker_config: str | None = None,
                  timeout: float = 30.0, retries: int = 4, pool_size: int = 32,
-                 user_agent: str = "layerlab/0.1", backoff: float = 0.25) -> None:
+                 user_agent: str = "layerlab/0.1", backoff: float = 0.25,
+                 deadline: float = 60.0, min_blob_rate: float = 1024.0) -> None:
+        from .session import open_session
+
         self.registry = registry
         loopback = is_loopback(registry)
         self._may_fall_back = insecure and plain_http is None and not loopback
@@ -74,19 +88,28 @@ class Transport:
         self.insecure = insecure
         self.base_url = f"{'http' if self.plain_http else 'https'}://{api_host(registry)}"
         self.timeout = timeout
+        self.deadline = deadline
+        self.min_blob_rate = min_blob_rate
         self.retries = max(0, retries)
         self.backoff = backoff
-        self.http = HttpClient(timeout=timeout, verify=not insecure,
-                               trust_env=not loopback,  # no proxies for loopback registries
-                               pool_size=pool_size, headers={"User-Agent": user_agent})
+        self._use_proxies = not loopback
+        self.session = open_session(verify=not insecure, pool_size=pool_size,
+                                    headers={"User-Agent": user_agent})
         explicit = Credentials(*auth) if auth is not None else None
         self._credentials = ((lambda: explicit) if explicit is not None
-                             else (lambda: load_credentials(registry, docker_config)))
+                             else (lambda: load_credentials(registry, docker_config)
+                                   or self._netrc_credentials()))
         self._auth: Any = None  # an Authenticator, from the first challenge on
         self._auth_lock = threading.Lock()
         self._switch_lock = threading.Lock()
         self.request_count = 0  #: HTTP requests sent so far, every attempt (statistics)
         self._count_lock = threading.Lock()
+
+    def _netrc_credentials(self) -> Credentials | None:
+        from .session import netrc_credentials
+
+        found = netrc_credentials(self.base_url)
+        return Credentials(*found) if found else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
@@ -98,7 +121,7 @@ class Transport:
     # --- context manager ------------------------------------------------------------------
     def close(self) -> None:
         """Close the pooled connections."""
-        self.http.close()
+        self.session.close()
 
     def __enter__(self):
         return self
@@ -156,8 +179,10 @@ class Transport:
     def _send(self, method: str, url: str, authorization: str | None,
               kwargs: dict[str, Any]) -> tuple[Response, int]:
         """Send with retries (no auth handling); return the response and attempts used.
-        Unless ``stream`` is true the body is read before returning (and a body cut
-        short is retried like a failed connection)."""
+        Unless ``stream`` is true the body (at most 1 MiB) is read before returning, and
+        a body cut short is retried like a failed connection."""
+        from .session import HttpFailure, TlsFailure, read_document, send
+
         headers = dict(kwargs.get("headers") or {})
         if authorization:
             headers["Authorization"] = authorization
@@ -171,11 +196,12 @@ class Transport:
                 data.seek(position)
             try:
                 self._count_request()
-                response = self.http.request(method, url, headers=headers, body=data,
-                                             params=kwargs.get("params"),
-                                             allow_redirects=kwargs.get("allow_redirects", True))
+                response = send(self.session, method, url, headers=headers, data=data,
+                                params=kwargs.get("params"),
+                                allow_redirects=kwargs.get("allow_redirects", True),
+                                timeout=self.timeout, use_proxies=self._use_proxies)
                 if not stream:
-                    response.preload()
+                    read_document(response, _SMALL_BODY_LIMIT, self.deadline)
             except TlsFailure as exc:
                 if self._may_fall_back and url.startswith("https://") and url.startswith(self.base_url):
                     url = self._switch_to_http(url)
@@ -185,7 +211,7 @@ class Transport:
                     f"{method} {url}: TLS failed ({exc.reason}); for a registry "
                     "without valid TLS use --insecure or --plain-http", url=url) from None
             except HttpFailure as exc:
-                if attempt > self.retries or not replay or isinstance(exc, TooManyRedirects):
+                if attempt > self.retries or not replay or not exc.retryable:
                     raise RegistryUnavailableError(
                         f"{method} {url}: cannot reach the registry ({exc.reason})"
                         + (f" after {attempt} attempts" if attempt > 1 else ""), url=url) from None
@@ -196,7 +222,7 @@ class Transport:
             if is_retryable_status(status) and attempt <= self.retries and replay:
                 delay = retry_after(response.headers, self.backoff_delay(attempt))
                 log.debug("%s %s: HTTP %d, retrying in %.2fs", method, url, status, delay)
-                response.close()
+                _read_error_body(response, self.deadline)
                 time.sleep(delay)
                 continue
             return response, attempt
@@ -208,8 +234,9 @@ class Transport:
         :class:`RegistryError` (``AuthenticationError``, ``RegistryUnavailableError``,
         ``RegistryProtocolError``) unless the status is in ``expected``. ``repository`` and
         ``actions`` (plus any extra ``scopes``) say what token scope to ask for.
-        ``kwargs``: ``headers``, ``data`` (the body, see :meth:`.http.HttpClient.request`),
-        ``params``, ``stream`` (leave the body unread), ``allow_redirects``."""
+        ``kwargs``: ``headers``, ``data`` (the body: bytes, a dict or pairs to form-encode,
+        a binary file, or an iterable of bytes sent chunked), ``params``, ``stream`` (leave
+        the body unread), ``allow_redirects`` (``GET`` and ``HEAD`` only)."""
         url = self.url(path_or_url)
         scope = self.scopes(repository, actions, scopes)
         sent = self._auth.header(scope) if self._auth is not None else None
@@ -217,7 +244,7 @@ class Transport:
         response, attempts = self._send(method, url, sent, kwargs)
         if response.status_code == 401 and 401 not in expected and replay:
             authorization = self._authenticator().respond(method, response.url, response.headers, scope, sent)
-            response.close()
+            _read_error_body(response, self.deadline)  # read, the connection is kept
             if position is not None:
                 kwargs["data"].seek(position)
             response, more = self._send(method, url, authorization, kwargs)
@@ -228,15 +255,17 @@ class Transport:
                 if refused is not None:
                     raise refused
         if response.status_code not in expected:
-            response.preload(_ERROR_BODY_LIMIT)
+            _read_error_body(response, self.deadline)
             raise error_from_response(response, method, attempts)
         return response
 
     def _get_limited(self, path_or_url: str, repository: str | None, limit: int, what: str,
                      headers: dict[str, str] | None = None,
                      scopes: tuple[str, ...] = ()) -> Fetched:
-        """GET a small body (manifest, config, listing page), at most ``limit`` bytes;
-        retried when the body breaks mid-way."""
+        """GET a small body (manifest, config, listing page), at most ``limit`` bytes,
+        whole within :attr:`deadline`; retried when the body breaks or is late."""
+        from .session import HttpFailure, read_document
+
         url = self.url(path_or_url)
         attempt = 0
         while True:
@@ -249,7 +278,7 @@ class Transport:
                     raise RegistryProtocolError(
                         f"GET {response.url}: {what} of {int(length)} bytes exceeds the "
                         f"{limit}-byte limit", url=response.url)
-                body = response.read(limit + 1)
+                body = read_document(response, limit, self.deadline)
                 if len(body) > limit:
                     raise RegistryProtocolError(
                         f"GET {response.url}: {what} exceeds the {limit}-byte limit", url=response.url)
@@ -262,3 +291,15 @@ class Transport:
                 self.sleep_backoff(attempt)
             finally:
                 response.close()
+
+
+def _read_error_body(response: Response, deadline: float) -> None:
+    """Read an error answer's body (its first 64 KiB, which only add detail: a body
+    that breaks or is late reads as empty)."""
+    from .session import HttpFailure, read_document
+
+    try:
+        read_document(response, _ERROR_BODY_LIMIT, deadline)
+    except HttpFailure:
+        response._content, response._content_consumed = b"", True  # type: ignore[attr-defined]
+    response.close()

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, BinaryIO, Iterable
 
 from ...digest import Digest
 from ...errors import RegistryProtocolError
-from .http import Response
 from .httputil import add_query, join_url
 
 if TYPE_CHECKING:  # pragma: no cover
+    from requests import Response
+
     from .client import RegistryClient
 
 __all__ = ["BlobUpload"]
