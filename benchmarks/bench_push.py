@@ -297,6 +297,10 @@ def print_table(results: dict, cases: list[str], runs: int, load_before, load_af
                 goal = "" if bytes_goal is None else f"<= {bytes_goal}x bytes"
                 print(f"| {case} pushed bytes | {b_ll / 1e6:.1f} MB | {b_sk / 1e6:.1f} MB | "
                       f"{b_ll / b_sk:.3f}x | {goal} | {ok} |")
+    rss_ll = max(v["rss"] for values in results["layerlab"].values() for v in values)
+    rss_sk = max(v["rss"] for values in results["skopeo"].values() for v in values)
+    print(f"| peak RSS (max over runs) | {rss_ll / 1e6:.0f} MB | {rss_sk / 1e6:.0f} MB | "
+          f"{rss_ll / rss_sk:.2f}x | <= 1x | {'yes' if rss_ll <= rss_sk else 'no'} |")
     if "before" in results:
         print("\n| case | layerlab before | layerlab after | after/before |\n|---|---|---|---|")
         for case in cases:
@@ -311,10 +315,9 @@ def print_table(results: dict, cases: list[str], runs: int, load_before, load_af
                 c_old, c_new = _median(old, "cpu"), _median(new, "cpu")
                 if c_old and c_new:
                     print(f"| {case} client CPU | {c_old:.2f} s | {c_new:.2f} s | {c_new / c_old:.2f}x |")
-    rss_ll = max(v["rss"] for values in results["layerlab"].values() for v in values)
-    rss_sk = max(v["rss"] for values in results["skopeo"].values() for v in values)
-    print(f"| peak RSS (max over runs) | {rss_ll / 1e6:.0f} MB | {rss_sk / 1e6:.0f} MB | "
-          f"{rss_ll / rss_sk:.2f}x | <= 1x | {'yes' if rss_ll <= rss_sk else 'no'} |")
+        rss_old = max(v["rss"] for values in results["before"].values() for v in values)
+        print(f"| peak RSS (max over runs) | {rss_old / 1e6:.0f} MB | {rss_ll / 1e6:.0f} MB | "
+              f"{rss_ll / rss_old:.2f}x |")
 
 
 if __name__ == "__main__":
