@@ -52,8 +52,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     serve.add_argument("--idle-timeout", default="30 s",
                        help="close connections without a complete request for this long "
                             "(default 30 s)")
+    serve.add_argument("--body-timeout", default="30 s",
+                       help="a request body must keep sending: at least --min-body-rate "
+                            "in every this long the server waits for it (default 30 s)")
+    serve.add_argument("--min-body-rate", default="1 KiB/s", help="default 1 KiB/s")
     serve.add_argument("--max-uploads", type=int, default=1000,
                        help="open upload sessions kept at most; more get 429 (default 1000)")
+    serve.add_argument("--max-uploads-per-client", type=int, default=100,
+                       help="open upload sessions per user or peer address (default 100)")
+    serve.add_argument("--upload-timeout", default="1 h",
+                       help="cancel upload sessions unused this long (default 1 h)")
+    serve.add_argument("--max-upload-bytes", default="32 GiB",
+                       help="bytes open upload sessions may hold on disk together "
+                            "(default 32 GiB; 'none': unbounded)")
+    serve.add_argument("--gc-interval", default=None,
+                       help="run garbage collection this often while serving (default: never)")
+    serve.add_argument("--gc-grace", default="10 min",
+                       help="periodic gc keeps unreferenced blobs younger than this "
+                            "(default 10 min)")
     serve.add_argument("--no-fsync", action="store_true",
                        help="do not fsync blobs before making them visible")
     serve.add_argument("--json", action="store_true", help="JSON lines on stdout")
@@ -91,7 +107,11 @@ def _serve(args: argparse.Namespace) -> int:
         permissions=_permissions(args.permission), read_only=args.read_only,
         delete_enabled=not args.no_delete, max_manifest_size=args.max_manifest_size,
         max_blob_size=args.max_blob_size, durable=not args.no_fsync,
-        max_uploads=args.max_uploads, idle_timeout=args.idle_timeout,
+        max_uploads=args.max_uploads, max_uploads_per_client=args.max_uploads_per_client,
+        upload_timeout=args.upload_timeout,
+        max_upload_bytes=None if args.max_upload_bytes.lower() == "none" else args.max_upload_bytes,
+        idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
+        min_body_rate=args.min_body_rate, gc_interval=args.gc_interval, gc_grace=args.gc_grace,
     )
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -43,6 +43,8 @@ class Settings:
     max_manifest_size: int = 4 << 20
     max_blob_size: int | None = None
     chunk_min_length: int = CHUNK_SIZE
+    body_timeout: float = 30.0  # seconds of waiting for a body's bytes (0: no limit) ...
+    min_body_rate: float = 1024.0  # ... in which it must send this many bytes per second
 
 
 class Throttle:
@@ -162,8 +164,12 @@ def route(tail: str) -> tuple[str, dict[str, str]]:
 def error_response(exc: APIError) -> web.Response:
     headers = dict(exc.headers)
     headers[API_VERSION[0]] = API_VERSION[1]
-    return web.Response(status=exc.status or 500, body=exc.body(),
-                        content_type="application/json", headers=headers)
+    close = headers.pop("Connection", None) == "close"
+    response = web.Response(status=exc.status or 500, body=exc.body(),
+                            content_type="application/json", headers=headers)
+    if close:  # aiohttp then closes the connection once the answer is sent
+        response.force_close()
+    return response
 
 
 def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:

@@ -17,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ..digest import Digest
 from ..errors import InvalidDigestError
 from .app import USER_KEY, Context, Stats
+from .bodies import BodyReader, BodyTimeout, body_timeout_error
 from .codes import APIError
 from .names import check_digest, is_valid_name
 from .storage import UploadSession
@@ -55,9 +56,25 @@ def _session(ctx: Context, name: str, upload_id: str) -> UploadSession:
 
 async def receive(ctx: Context, request: web.Request, session: UploadSession, stats: Stats,
                   expected: int | None) -> int:
-    """Stream the request body into ``session``; return how many bytes it held."""
+    """Stream the request body into ``session``; return how many bytes it held.
+
+    Every byte is counted against the upload quota before it is kept; the caller settles
+    the session's reservation once the request is over (:meth:`RegistryStorage.settle`).
+    """
+    settings = ctx.settings
+    try:
+        async with BodyReader(request, settings.body_timeout, settings.min_body_rate) as body:
+            received = await _absorb_body(ctx, body, session, stats, expected)
+    except BodyTimeout as exc:
+        raise body_timeout_error(exc, "BLOB_UPLOAD_INVALID") from None
+    if expected is not None and received != expected:
+        raise APIError("SIZE_INVALID", f"body has {received} bytes, {expected} declared")
+    return received
+
+
+async def _absorb_body(ctx: Context, body: BodyReader, session: UploadSession, stats: Stats,
+                       expected: int | None) -> int:
     loop = asyncio.get_running_loop()
-    content = request.content
     limit = ctx.settings.max_blob_size
     already = session.size
     batch: list[bytes] = []
@@ -71,7 +88,7 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
     try:
         while True:
             try:
-                chunk = await content.readany()
+                chunk = await body.read()
             except (ClientPayloadError, HttpProcessingError, ConnectionError) as exc:
                 raise APIError("BLOB_UPLOAD_INVALID", f"request body ended early: {exc}") from None
             if not chunk:
@@ -82,6 +99,7 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
             if limit is not None and already + received > limit:
                 raise APIError("SIZE_INVALID", f"blob larger than the limit of {limit} bytes",
                                status=413)
+            ctx.storage.reserve(session, len(chunk))
             if ctx.throttle.active:
                 await ctx.throttle.consume(len(chunk))
             batch.append(chunk)
@@ -108,8 +126,6 @@ async def receive(ctx: Context, request: web.Request, session: UploadSession, st
         raise
     finally:
         stats.bytes_in += received
-    if expected is not None and received != expected:
-        raise APIError("SIZE_INVALID", f"body has {received} bytes, {expected} declared")
     return received
 
 
@@ -138,6 +154,7 @@ async def _receive_chunk(ctx: Context, request: web.Request, name: str, session:
         raise
     finally:
         session.file.release()  # no descriptor held between requests
+        ctx.storage.settle(session)
 
 
 async def _finish(ctx: Context, name: str, session: UploadSession, digest: Digest,
@@ -166,7 +183,7 @@ async def upload_start(ctx: Context, request: web.Request, params: dict, stats: 
     elif "digest" in query:
         stats.kind = "upload_monolithic"
         digest = check_digest(query["digest"])
-        session = ctx.storage.new_upload(name, ctx.settings.verify)
+        session = ctx.storage.new_upload(name, ctx.settings.verify, _client(request))
         async with session.lock:
             try:
                 await receive(ctx, request, session, stats, request.content_length)
@@ -174,11 +191,17 @@ async def upload_start(ctx: Context, request: web.Request, params: dict, stats: 
                 ctx.storage.cancel_upload(session.id)
                 raise
             return await _finish(ctx, name, session, digest, stats)
-    session = ctx.storage.new_upload(name, ctx.settings.verify)
+    session = ctx.storage.new_upload(name, ctx.settings.verify, _client(request))
     headers = _upload_headers(name, session)
     headers["OCI-Chunk-Min-Length"] = str(ctx.settings.chunk_min_length)
     headers["Content-Length"] = "0"
     return web.Response(status=202, headers=headers)
+
+
+def _client(request: web.Request) -> str:
+    """Who an upload session's bound counts against: the user, or the peer's address."""
+    user = request.get(USER_KEY)
+    return f"user {user}" if user else f"client {request.remote or 'unknown'}"
 
 
 def _may_pull(ctx: Context, request: web.Request, repo: str) -> bool:

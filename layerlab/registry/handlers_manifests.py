@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import mediatypes as mt
 from ..digest import Digest
 from .app import Context, Stats
+from .bodies import BodyReader, BodyTimeout, body_timeout_error
 from .codes import APIError
 from .manifest import accepted_types, parse_manifest
 from .names import check_digest, is_valid_tag, looks_like_digest
@@ -130,13 +131,18 @@ async def _read_manifest_body(ctx: Context, request: web.Request, stats: Stats) 
         raise APIError("SIZE_INVALID", f"manifest of {declared} bytes exceeds the limit of "
                        f"{limit} bytes", status=413)
     parts, size = [], 0
-    while chunk := await request.content.readany():
-        size += len(chunk)
-        stats.bytes_in = size
-        if size > limit:
-            raise APIError("SIZE_INVALID", f"manifest exceeds the limit of {limit} bytes",
-                           status=413)
-        parts.append(chunk)
+    settings = ctx.settings
+    try:
+        async with BodyReader(request, settings.body_timeout, settings.min_body_rate) as reader:
+            while chunk := await reader.read():
+                size += len(chunk)
+                stats.bytes_in = size
+                if size > limit:
+                    raise APIError("SIZE_INVALID", f"manifest exceeds the limit of {limit} "
+                                   f"bytes", status=413)
+                parts.append(chunk)
+    except BodyTimeout as exc:
+        raise body_timeout_error(exc, "MANIFEST_INVALID") from None
     body = b"".join(parts)
     await ctx.throttle.consume(len(body))
     return body

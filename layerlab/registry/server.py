@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import ctypes.util
 import os
 import html
@@ -24,7 +25,7 @@ from .app import Context, Recorder, Settings, Throttle, access_logger, build_app
 from .auth import BasicAuth
 from .backend import FilesystemBackend, MemoryBackend
 from .log import RequestLog, errors_text
-from .storage import GCResult, RegistryStorage
+from .storage import GCResult, RegistryStorage, UploadLimits
 
 VERIFY_MODES = ("stream", "reread")
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -54,13 +55,21 @@ class LocalRegistry:
     ``root`` is the storage directory (None: a temporary directory removed on
     :meth:`stop`); ``memory=True`` keeps everything in process memory instead.
     Knobs (``cache``, ``verify``, ``bandwidth``, ``latency``, ``read_only``,
-    ``delete_enabled``) can be changed while it runs.  ``max_uploads`` bounds the upload
-    sessions kept open (more POSTs get 429 ``TOOMANYREQUESTS`` with ``Retry-After``; an
-    open session holds its temporary file but no descriptor between requests; idle ones
-    expire after an hour).  ``idle_timeout`` (default 30 s) closes a connection that has
-    not completed a request's headers that long after connecting or after its last
-    response: idle keep-alive connections and clients that drip headers alike.  Use as a
-    context manager::
+    ``delete_enabled``) can be changed while it runs.
+
+    Limits, so that no client can exhaust the server: ``max_uploads`` open upload
+    sessions in all and ``max_uploads_per_client`` per user (or per peer address without
+    authentication); more POSTs get 429 ``TOOMANYREQUESTS`` with ``Retry-After``.  An open
+    session holds its temporary file but no descriptor between requests; one unused for
+    ``upload_timeout`` (default 1 h) is cancelled by a timer.  ``max_upload_bytes``
+    (default 32 GiB, None: unbounded) bounds what open sessions hold on disk together.
+    ``idle_timeout`` (default 30 s) closes a connection that has not completed a
+    request's headers that long after connecting or after its last response.
+    ``body_timeout`` (default 30 s) and ``min_body_rate`` (default 1 KiB/s): a request
+    body must bring at least ``min_body_rate × body_timeout`` bytes in every
+    ``body_timeout`` seconds the server waits for it, else 408 and the connection closes.
+    ``gc_interval`` runs :meth:`gc` with ``gc_grace`` periodically while serving (default
+    off).  Use as a context manager::
 
         with LocalRegistry() as reg:
             push_somewhere(f"{reg.host}/demo/app:1")
@@ -88,13 +97,26 @@ class LocalRegistry:
         durable: bool = True,
         workers: int = 16,
         max_uploads: int = 1000,
+        max_uploads_per_client: int = 100,
+        upload_timeout: str | float = 3600.0,
+        max_upload_bytes: int | str | None = 32 << 30,
         idle_timeout: str | float = 30.0,
+        body_timeout: str | float = 30.0,
+        min_body_rate: str | float = 1024.0,
+        gc_interval: str | float | None = None,
+        gc_grace: str | float = 600.0,
     ) -> None:
         if memory and root is not None:
             raise ValueError("give either root or memory=True, not both")
         self._root = Path(root) if root is not None else None
         self._hold: int | None = None  # the root's shared lock while serving
-        self._max_uploads = max_uploads
+        self._limits = UploadLimits(
+            sessions=max_uploads, per_client=max_uploads_per_client,
+            ttl=parse_duration(upload_timeout),
+            bytes=parse_size(max_upload_bytes) if max_upload_bytes is not None else None)
+        self._gc_interval = parse_duration(gc_interval) if gc_interval is not None else None
+        self._gc_grace = parse_duration(gc_grace)
+        self.last_gc: GCResult | None = None
         self._memory = memory
         self._bind_host = host
         self._bind_port = port
@@ -106,6 +128,8 @@ class LocalRegistry:
             max_manifest_size=parse_size(max_manifest_size),
             max_blob_size=parse_size(max_blob_size) if max_blob_size is not None else None,
             chunk_min_length=chunk_min_length,
+            body_timeout=parse_duration(body_timeout),
+            min_body_rate=parse_rate(min_body_rate),
             read_only=read_only,
             delete_enabled=delete_enabled,
         )
@@ -224,7 +248,7 @@ class LocalRegistry:
                 weakref.finalize(self, shutil.rmtree, str(self._temp_root), True)
             backend = FilesystemBackend(self.root, durable=self._durable)
         self._hold = backend.hold(exclusive=False)  # an offline gc refuses while held
-        self.storage = RegistryStorage(backend, cache=self._cache, max_uploads=self._max_uploads)
+        self.storage = RegistryStorage(backend, cache=self._cache, limits=self._limits)
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="layerlab-registry")
         ctx = Context(self.storage, self.settings, Throttle(self.settings), pool, self._auth)
         sock = socket.create_server((self._bind_host, self._bind_port), backlog=512)
@@ -252,7 +276,9 @@ class LocalRegistry:
         # that drip their headers alike
         runner = web.AppRunner(app, handle_signals=False, access_log=access_logger(),
                                access_log_class=Recorder, shutdown_timeout=1.0,
-                               keepalive_timeout=self._idle_timeout)
+                               keepalive_timeout=self._idle_timeout,
+                               # what a refused body still sends is discarded this long at most
+                               lingering_time=min(10.0, self.settings.body_timeout or 10.0))
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.SockSite(runner, sock, backlog=512).start())
@@ -263,14 +289,36 @@ class LocalRegistry:
             loop.close()
             return
         self._loop = loop
+        chores = loop.create_task(self._housekeeping(pool))
         ready.set()
         try:
             loop.run_forever()
         finally:
+            chores.cancel()
+            loop.run_until_complete(asyncio.gather(chores, return_exceptions=True))
             loop.run_until_complete(runner.cleanup())
             pool.shutdown(wait=True, cancel_futures=True)
             loop.close()
             sock.close()
+
+    async def _housekeeping(self, pool: ThreadPoolExecutor) -> None:
+        """Expire unused upload sessions on a timer, and run the periodic gc if asked."""
+        storage = self.storage
+        assert storage is not None
+        loop = asyncio.get_running_loop()
+        every = max(0.05, min(self._limits.ttl / 4, 30.0))
+        if self._gc_interval:
+            every = min(every, self._gc_interval)
+        next_gc = loop.time() + (self._gc_interval or 0.0)
+        while True:
+            await asyncio.sleep(every)
+            storage.expire_uploads()
+            if self._gc_interval and loop.time() >= next_gc:
+                try:
+                    self.last_gc = await loop.run_in_executor(pool, storage.gc, self._gc_grace)
+                except Exception:  # noqa: BLE001 - a full disk: logged, serving goes on
+                    logging.getLogger("layerlab.registry").exception("periodic gc failed")
+                next_gc = loop.time() + self._gc_interval
 
     def stop(self) -> None:
         """Stop serving; remove the temporary root if the registry made one."""

@@ -59,6 +59,8 @@ class UploadSession:
     repository: str
     file: Any
     hasher: Any  # hashlib object, or None when verifying by re-reading
+    client: str = ""  # who opened it: the user name, or the peer's address
+    reserved: int = 0  # bytes counted against the registry's upload quota
     created: float = field(default_factory=time.monotonic)
     touched: float = field(default_factory=time.monotonic)
     started_at: float = field(default_factory=time.time)  # wall clock, compared with blob mtimes
@@ -90,6 +92,20 @@ class UploadSession:
         self.hasher = hasher
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """Bounds on upload sessions: how many are open in all (``sessions``) and per client
+    (``per_client``), how long one may sit unused (``ttl`` seconds, expired on a timer
+    by the server), and how many bytes open sessions may hold on disk together
+    (``bytes``; None: unbounded).  Beyond a bound a client gets 429 ``TOOMANYREQUESTS``
+    (413 ``SIZE_INVALID`` for one upload larger than ``bytes`` itself)."""
+
+    sessions: int = 1000
+    per_client: int = 100
+    ttl: float = 3600.0
+    bytes: int | None = 32 << 30
+
+
 def _link(digest: Digest) -> str:
     return f"{digest.algorithm}/{digest.hex}"
 
@@ -97,13 +113,14 @@ def _link(digest: Digest) -> str:
 class RegistryStorage:
     """Repositories, blobs and manifests on top of a :mod:`backend`."""
 
-    def __init__(self, backend: Backend, *, cache: bool = True, upload_ttl: float = 3600.0,
-                 max_uploads: int = 1000) -> None:
+    def __init__(self, backend: Backend, *, cache: bool = True,
+                 limits: UploadLimits = UploadLimits()) -> None:
         self.backend = backend
-        self.upload_ttl = upload_ttl
-        self.max_uploads = max_uploads
+        self.limits = limits
         self.lock = threading.RLock()  # commits, manifest writes and gc exclude each other
         self._uploads: dict[str, UploadSession] = {}
+        self._quota_lock = threading.Lock()
+        self._upload_bytes = 0  # sum of the open sessions' ``reserved``
         self._blob_cache: dict[tuple[str, str], int] = {}
         self._manifest_cache: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._cache = cache
@@ -166,20 +183,31 @@ class RegistryStorage:
             return size
 
     # -- uploads --------------------------------------------------------------------------
-    def new_upload(self, repo: str, verify: str = "stream") -> UploadSession:
-        now = time.monotonic()
-        for old in [s for s in self._uploads.values() if now - s.touched > self.upload_ttl]:
-            if not old.lock.locked():
-                self.cancel_upload(old.id)
-        if len(self._uploads) >= self.max_uploads:
+    def new_upload(self, repo: str, verify: str = "stream", client: str = "") -> UploadSession:
+        """Open an upload session for ``client``; 429 ``TOOMANYREQUESTS`` beyond the limits."""
+        self.expire_uploads()
+        limits = self.limits
+        if len(self._uploads) >= limits.sessions:
             raise APIError("TOOMANYREQUESTS", f"{len(self._uploads)} uploads are open, the "
                            f"most this registry keeps; finish or cancel some",
                            headers={"Retry-After": "10"})
+        held = sum(1 for s in self._uploads.values() if s.client == client)
+        if held >= limits.per_client:
+            raise APIError("TOOMANYREQUESTS", f"{client or 'this client'} holds {held} open "
+                           f"uploads, the most one client may keep; finish or cancel some",
+                           headers={"Retry-After": "10"})
         upload_id = str(uuidlib.uuid4())
         hasher = hashlib.sha256() if verify == "stream" else None
-        session = UploadSession(upload_id, repo, self.backend.new_upload(upload_id), hasher)
+        session = UploadSession(upload_id, repo, self.backend.new_upload(upload_id), hasher,
+                                client=client)
         self._uploads[upload_id] = session
         return session
+
+    def expire_uploads(self) -> int:
+        """Cancel the sessions unused for longer than ``limits.ttl``; how many were."""
+        deadline = time.monotonic() - self.limits.ttl
+        stale = [s for s in self._uploads.values() if s.touched < deadline and not s.lock.locked()]
+        return sum(self.cancel_upload(s.id) for s in stale)
 
     def get_upload(self, repo: str, upload_id: str) -> UploadSession | None:
         session = self._uploads.get(upload_id)
@@ -189,8 +217,39 @@ class RegistryStorage:
         session = self._uploads.pop(upload_id, None)
         if session is None:
             return False
+        self._release(session, session.reserved)
         session.file.discard()
         return True
+
+    @property
+    def upload_bytes(self) -> int:
+        """Bytes the open upload sessions hold (or are receiving) on disk."""
+        return self._upload_bytes
+
+    def reserve(self, session: UploadSession, n: int) -> None:
+        """Count ``n`` more bytes of ``session`` against the upload quota, or refuse them."""
+        limit = self.limits.bytes
+        with self._quota_lock:
+            if limit is not None:
+                if session.reserved + n > limit:
+                    raise APIError("SIZE_INVALID", f"an upload may hold at most {limit} bytes "
+                                   f"on this registry", status=413)
+                if self._upload_bytes + n > limit:
+                    raise APIError("TOOMANYREQUESTS", f"uploads in progress hold "
+                                   f"{self._upload_bytes} of the {limit} bytes they may "
+                                   f"take; retry once some finish", headers={"Retry-After": "10"})
+            session.reserved += n
+            self._upload_bytes += n
+
+    def _release(self, session: UploadSession, n: int) -> None:
+        with self._quota_lock:
+            n = min(n, session.reserved)
+            session.reserved -= n
+            self._upload_bytes -= n
+
+    def settle(self, session: UploadSession) -> None:
+        """After a request: what ``session`` holds is its file (a rolled-back chunk is freed)."""
+        self._release(session, session.reserved - session.size)
 
     def finish_upload(self, session: UploadSession, claimed: Digest) -> tuple[float, float]:
         """Verify the upload against ``claimed``, then commit and link it (blocking).
@@ -198,7 +257,8 @@ class RegistryStorage:
         Returns (hash seconds, store seconds).  A mismatch discards the upload and raises
         ``DIGEST_INVALID``; nothing becomes visible.
         """
-        self._uploads.pop(session.id, None)
+        if self._uploads.pop(session.id, None) is not None:
+            self._release(session, session.reserved)
         t0 = time.perf_counter()
         if session.hasher is not None and claimed.algorithm == "sha256":
             actual = Digest(f"sha256:{session.hasher.hexdigest()}")
