@@ -436,32 +436,23 @@ def test_accept_excluding_the_stored_type_is_manifest_unknown(reg, http):
         assert http.get(f"{reg.url}/v2/r/manifests/v1", headers={"Accept": accept}).content == body
 
 
-def _schema1(http, reg, repo: str, signed: bool) -> tuple[bytes, str]:
+def _schema1(http, reg, repo: str, key) -> tuple[bytes, str]:
+    from schema1_signing import sign
+
     layer = push_blob(http, reg, repo, b"schema1 layer")
     payload = json.dumps({"schemaVersion": 1, "name": repo, "tag": "old", "architecture": "amd64",
                           "fsLayers": [{"blobSum": layer}, {"blobSum": layer}],
                           "history": [{"v1Compatibility": "{}"}, {"v1Compatibility": "{}"}]},
                          indent=3).encode()
-    if not signed:
-        return payload, sha(payload)
-    import base64
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-    cut = payload.rindex(b"\n}")  # formatLength: up to the closing brace, as libtrust does
-    protected = b64(json.dumps({"formatLength": cut, "formatTail": b64(payload[cut:]),
-                                "time": "2016-01-01T00:00:00Z"}).encode())
-    signature = {"header": {"alg": "ES256"}, "signature": "c2ln", "protected": protected}
-    signed_body = payload[:cut] + b',\n   "signatures": [' + json.dumps(signature).encode() \
-        + b"]" + payload[cut:]
-    return signed_body, sha(payload)
+    return sign(payload, key), sha(payload)
 
 
-@pytest.mark.parametrize("signed", [False, True])
-def test_schema1_manifests_are_stored_and_served_byte_for_byte(reg, http, signed):
-    body, digest = _schema1(http, reg, "old/app", signed)
-    media_type = mt.DOCKER_MANIFEST_V1_SIGNED if signed else mt.DOCKER_MANIFEST_V1
+@pytest.mark.parametrize("kind", ["ec", "rsa"])
+def test_schema1_manifests_are_stored_and_served_byte_for_byte(reg, http, kind):
+    from schema1_signing import ec_key, rsa_key
+
+    body, digest = _schema1(http, reg, "old/app", ec_key() if kind == "ec" else rsa_key())
+    media_type = mt.DOCKER_MANIFEST_V1_SIGNED
     r = put_manifest(http, reg, "old/app", "old", body, media_type)
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest

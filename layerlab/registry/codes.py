@@ -16,6 +16,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "MANIFEST_BLOB_UNKNOWN": (400, "manifest references a manifest or blob unknown to registry"),
     "MANIFEST_INVALID": (400, "manifest invalid"),
     "MANIFEST_UNKNOWN": (404, "manifest unknown to registry"),
+    "MANIFEST_UNVERIFIED": (400, "manifest failed signature verification"),  # Docker's schema1
     "NAME_INVALID": (400, "invalid repository name"),
     "NAME_UNKNOWN": (404, "repository name not known to registry"),
     "SIZE_INVALID": (400, "provided length did not match content length"),

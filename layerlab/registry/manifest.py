@@ -7,10 +7,7 @@ API, and the platform of an index's children for ``Accept`` fallback.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +16,7 @@ from ..digest import Digest
 from ..errors import InvalidDigestError, InvalidManifestError
 from ..manifest import load_json_object
 from .codes import APIError
+from .jws import verified_payload
 
 
 @dataclass(frozen=True)
@@ -69,21 +67,6 @@ def _digest_of(desc: Any, where: str) -> Digest:
 def bare_media_type(content_type: str | None) -> str:
     """``application/x; charset=y`` -> ``application/x``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def schema1_payload(body: bytes, doc: dict) -> bytes:
-    """The bytes a signed schema1 manifest's digest is computed over (signatures removed)."""
-    try:
-        protected = doc["signatures"][0]["protected"]
-        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
-        length = int(header["formatLength"])
-        tail_b64 = header["formatTail"]
-        tail = base64.urlsafe_b64decode(tail_b64 + "=" * (-len(tail_b64) % 4))
-    except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
-        return body
-    if not 0 < length <= len(body):
-        return body
-    return body[:length] + tail
 
 
 def _hash(data: bytes, algorithm: str) -> Digest:
@@ -144,11 +127,8 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
 
 
 def _parse_schema1(body: bytes, doc: dict, declared: str, algorithm: str) -> ParsedManifest:
-    signed = isinstance(doc.get("signatures"), list) and bool(doc["signatures"])
-    if declared in mt.SCHEMA1_MANIFESTS:
-        media_type = declared
-    else:
-        media_type = mt.DOCKER_MANIFEST_V1_SIGNED if signed else mt.DOCKER_MANIFEST_V1
+    # only signed ones are stored, as Distribution does: the body decides the type
+    media_type = declared if declared in mt.SCHEMA1_MANIFESTS else mt.DOCKER_MANIFEST_V1_SIGNED
     layers = doc.get("fsLayers")
     if not isinstance(layers, list):
         raise _invalid("schema1 manifest without fsLayers")
@@ -160,7 +140,7 @@ def _parse_schema1(body: bytes, doc: dict, declared: str, algorithm: str) -> Par
             blobs.append(Digest(layer["blobSum"]))
         except InvalidDigestError as exc:
             raise _invalid(f"fsLayers[{n}]: {exc}") from None
-    payload = schema1_payload(body, doc) if signed else body
+    payload = verified_payload(body, doc.get("signatures"))
     return ParsedManifest(media_type, _hash(payload, algorithm), tuple(dict.fromkeys(blobs)))
 
 
