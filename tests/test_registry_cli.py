@@ -163,3 +163,22 @@ def test_kill_9_mid_upload_leaves_no_visible_blob(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_serve_runs_gc_periodically_and_reports_each_run(tmp_path):
+    proc, url = serve(tmp_path / "reg", "--gc-interval", "0.2 s", "--gc-grace", "0")
+    try:
+        location = requests.post(f"{url}/v2/g/blobs/uploads/").headers["Location"]
+        assert requests.put(url + location, params={"digest": sha(b"orphan")},
+                            data=b"orphan").status_code == 201
+        while True:  # bounded by the gc interval; a hung server fails the test's timeout
+            event = json.loads(proc.stdout.readline())
+            assert event["event"] == "gc"
+            if event["blobs_deleted"]:
+                break
+        assert event == {"event": "gc", "blobs_deleted": 1, "bytes_freed": 6, "blobs_kept": 0,
+                         "blobs_recent": 0, "temporaries_removed": 0}
+        assert requests.head(f"{url}/v2/g/blobs/{sha(b'orphan')}").status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)

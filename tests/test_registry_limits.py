@@ -157,3 +157,38 @@ def test_periodic_gc_runs_while_serving():
         assert reg.last_gc is not None and reg.last_gc.blobs_deleted >= 1
         assert http.get(f"{reg.url}/v2/gc/blobs/{sha(kept)}").content == kept
         assert http.get(f"{reg.url}/v2/gc/manifests/v1").content == manifest
+
+
+def test_an_abandoned_session_does_not_hold_gc_back():
+    data = b"unreferenced"
+    with LocalRegistry(memory=True) as reg, requests.Session() as http:
+        abandoned = http.post(f"{reg.url}/v2/gc/blobs/uploads/")
+        assert abandoned.status_code == 202
+        assert http.post(f"{reg.url}/v2/gc/blobs/uploads/", params={"digest": sha(data)},
+                         data=data).status_code == 201
+        time.sleep(1.2)  # time must pass: the blob and the session grow older than the grace
+        result = reg.gc(grace=1.0, idle=1.0)
+        assert (result.blobs_deleted, result.blobs_recent) == (1, 0)
+        assert http.head(f"{reg.url}/v2/gc/blobs/{sha(data)}").status_code == 404
+        # a session in use within the grace still protects what was committed after it began
+        live = reg.url + http.post(f"{reg.url}/v2/gc/blobs/uploads/").headers["Location"]
+        assert http.post(f"{reg.url}/v2/gc/blobs/uploads/", params={"digest": sha(data)},
+                         data=data).status_code == 201
+        time.sleep(1.2)
+        assert http.patch(live, data=b"still pushing", headers=OCTETS).status_code == 202
+        result = reg.gc(grace=1.0, idle=1.0)
+        assert (result.blobs_deleted, result.blobs_recent) == (0, 1)
+
+
+def test_the_request_log_counts_every_request_beyond_the_records_it_keeps():
+    with LocalRegistry(memory=True, log_records=3) as reg, requests.Session() as http:
+        for _ in range(5):
+            assert http.get(f"{reg.url}/v2/").status_code == 200
+        assert http.head(f"{reg.url}/v2/x/blobs/{sha(b'none')}").status_code == 404
+        assert http.get(f"{reg.url}/v2/x/blobs/sha256:zz").status_code == 400
+        assert reg.log.wait(7)
+        assert len(reg.log.entries) == 3
+        counters = reg.log.counters()
+        assert (counters["requests"], counters["misses"], counters["errors"]) == (7, 1, 1)
+        assert counters["by_kind"] == {"ping": 5, "blob_head": 1, "blob_get": 1}
+        assert counters["by_status"] == {200: 5, 404: 1, 400: 1}

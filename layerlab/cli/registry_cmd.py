@@ -7,8 +7,9 @@ or with ``--json`` one JSON object per line::
     {"event": "listening", "url": "http://127.0.0.1:N", "host": "127.0.0.1:N",
      "port": N, "root": "DIR" | null}
 
-and on exit ``{"event": "stopped", "requests": int, "errors": int, "misses": int,
-"bytes_in": int, "bytes_out": int}`` (``misses``: 404 answers to existence checks,
+after each periodic gc (``--gc-interval``) ``{"event": "gc", "blobs_deleted": int, ...}``
+(the fields of ``registry gc --json``), and on exit ``{"event": "stopped", "requests":
+int, "errors": int, "misses": int, "bytes_in": int, "bytes_out": int}`` (``misses``: 404 answers to existence checks,
 which clients make on purpose; ``errors``: every other status >= 400).
 
 ``layerlab registry gc --root DIR`` deletes blobs no manifest references (and metadata
@@ -70,6 +71,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     serve.add_argument("--gc-grace", default="10 min",
                        help="periodic gc keeps unreferenced blobs younger than this "
                             "(default 10 min)")
+    serve.add_argument("--log-records", type=int, default=10_000,
+                       help="requests kept in memory for the log (default 10000; the "
+                            "totals count every request)")
     serve.add_argument("--no-fsync", action="store_true",
                        help="do not fsync blobs before making them visible")
     serve.add_argument("--json", action="store_true", help="JSON lines on stdout")
@@ -92,6 +96,21 @@ def _permissions(items: list[str]) -> dict[str, str] | None:
     return result
 
 
+def _print_gc(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"event": "gc", **result.to_json()}), flush=True)
+    else:
+        print(_gc_text(result), flush=True)
+
+
+def _gc_text(result) -> str:
+    from layerlab.units import format_size
+
+    return (f"gc: deleted {result.blobs_deleted} blobs ({format_size(result.bytes_freed)}), "
+            f"kept {result.blobs_kept} referenced and {result.blobs_recent} recent, removed "
+            f"{result.temporaries_removed} temporary files")
+
+
 def _serve(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -112,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_upload_bytes=None if args.max_upload_bytes.lower() == "none" else args.max_upload_bytes,
         idle_timeout=args.idle_timeout, body_timeout=args.body_timeout,
         min_body_rate=args.min_body_rate, gc_interval=args.gc_interval, gc_grace=args.gc_grace,
+        on_gc=lambda result: _print_gc(result, args.json), log_records=args.log_records,
     )
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -147,8 +167,6 @@ def _gc(args: argparse.Namespace) -> int:
     from layerlab.cli.output import print_json
     from layerlab.registry import RegistryStorage
     from layerlab.registry.backend import FilesystemBackend
-    from layerlab.units import format_size
-
     if not (Path(args.root) / "blobs").is_dir():
         raise ValueError(f"{args.root} is not a registry root (no blobs/ directory)")
     backend = FilesystemBackend(args.root)
@@ -160,8 +178,7 @@ def _gc(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        print(f"deleted {result.blobs_deleted} blobs ({format_size(result.bytes_freed)}), "
-              f"kept {result.blobs_kept}, removed {result.temporaries_removed} temporary files")
+        print(_gc_text(result).removeprefix("gc: "))
     return 0
 
 

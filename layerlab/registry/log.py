@@ -50,18 +50,43 @@ def errors_text(counters: dict[str, Any]) -> str:
     return text + (f", {counters['misses']} misses" if counters.get("misses") else "")
 
 
-class RequestLog:
-    """Thread-safe, bounded log of :class:`RequestRecord` with live subscribers."""
+def _zero_totals() -> dict[str, Any]:
+    return {"requests": 0, "errors": 0, "misses": 0, "bytes_in": 0, "bytes_out": 0,
+            "hash_seconds": 0.0, "store_seconds": 0.0, "by_kind": Counter(),
+            "by_status": Counter()}
 
-    def __init__(self, maxlen: int | None = 1_000_000) -> None:
+
+class RequestLog:
+    """Thread-safe log of :class:`RequestRecord` with live subscribers.
+
+    It keeps the last ``maxlen`` records (None: all); :meth:`counters` covers every
+    request since the start or the last :meth:`clear`, however many were dropped.
+    """
+
+    def __init__(self, maxlen: int | None = 100_000) -> None:
         self._records: deque[RequestRecord] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._grown = threading.Condition(self._lock)
         self._subscribers: list[Callable[[RequestRecord], Any]] = []
+        self._totals = _zero_totals()
+        self._appended = 0
 
     def append(self, record: RequestRecord) -> None:
         with self._lock:
             self._records.append(record)
+            self._appended += 1
+            t = self._totals
+            t["requests"] += 1
+            if _is_miss(record):
+                t["misses"] += 1
+            elif record.status >= 400:
+                t["errors"] += 1
+            t["bytes_in"] += record.bytes_in
+            t["bytes_out"] += record.bytes_out
+            t["hash_seconds"] += record.hash_seconds
+            t["store_seconds"] += record.store_seconds
+            t["by_kind"][record.kind] += 1
+            t["by_status"][record.status] += 1
             self._grown.notify_all()
             subscribers = list(self._subscribers)
         for callback in subscribers:
@@ -81,7 +106,7 @@ class RequestLog:
         """Block until ``count`` records exist (a blob download is recorded once its last
         byte is sent, which the client may see a moment earlier); False on timeout."""
         with self._grown:
-            return self._grown.wait_for(lambda: len(self._records) >= count, timeout)
+            return self._grown.wait_for(lambda: self._appended >= count, timeout)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -93,6 +118,8 @@ class RequestLog:
         """Forget every record (subscribers stay)."""
         with self._lock:
             self._records.clear()
+            self._totals = _zero_totals()
+            self._appended = 0
 
     def subscribe(self, callback: Callable[[RequestRecord], Any]) -> Callable[[], None]:
         """Call ``callback(record)`` for every new request (from the server thread).
@@ -114,19 +141,11 @@ class RequestLog:
         blobs and manifests: clients ask before they upload, so these are normal),
         ``errors`` (every other status >= 400), ``bytes_in``, ``bytes_out``,
         ``hash_seconds``, ``store_seconds``, ``by_kind`` and ``by_status`` counts."""
-        records = self.entries
-        misses = sum(1 for r in records if _is_miss(r))
-        return {
-            "requests": len(records),
-            "errors": sum(1 for r in records if r.status >= 400) - misses,
-            "misses": misses,
-            "bytes_in": sum(r.bytes_in for r in records),
-            "bytes_out": sum(r.bytes_out for r in records),
-            "hash_seconds": sum(r.hash_seconds for r in records),
-            "store_seconds": sum(r.store_seconds for r in records),
-            "by_kind": dict(Counter(r.kind for r in records)),
-            "by_status": dict(Counter(r.status for r in records)),
-        }
+        with self._lock:
+            totals = dict(self._totals)
+        totals["by_kind"] = dict(totals["by_kind"])
+        totals["by_status"] = dict(totals["by_status"])
+        return totals
 
     def to_frame(self):
         """The records as a pandas DataFrame (one row per request, ``start`` as datetime)."""

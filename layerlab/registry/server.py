@@ -15,7 +15,7 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from aiohttp import web
 
@@ -69,7 +69,8 @@ class LocalRegistry:
     body must bring at least ``min_body_rate × body_timeout`` bytes in every
     ``body_timeout`` seconds the server waits for it, else 408 and the connection closes.
     ``gc_interval`` runs :meth:`gc` with ``gc_grace`` periodically while serving (default
-    off).  Use as a context manager::
+    off), calling ``on_gc(result)`` after each.  ``log`` keeps the last ``log_records``
+    requests (its counters cover all of them).  Use as a context manager::
 
         with LocalRegistry() as reg:
             push_somewhere(f"{reg.host}/demo/app:1")
@@ -105,6 +106,8 @@ class LocalRegistry:
         min_body_rate: str | float = 1024.0,
         gc_interval: str | float | None = None,
         gc_grace: str | float = 600.0,
+        on_gc: Callable[[GCResult], Any] | None = None,
+        log_records: int | None = 100_000,
     ) -> None:
         if memory and root is not None:
             raise ValueError("give either root or memory=True, not both")
@@ -117,6 +120,7 @@ class LocalRegistry:
         self._gc_interval = parse_duration(gc_interval) if gc_interval is not None else None
         self._gc_grace = parse_duration(gc_grace)
         self.last_gc: GCResult | None = None
+        self._on_gc = on_gc
         self._memory = memory
         self._bind_host = host
         self._bind_port = port
@@ -137,7 +141,7 @@ class LocalRegistry:
         self.bandwidth = bandwidth
         self.latency = latency
         self._auth = BasicAuth(htpasswd, permissions) if htpasswd is not None else None
-        self.log = RequestLog()
+        self.log = RequestLog(log_records)
         self.storage: RegistryStorage | None = None
         self._temp_root: Path | None = None
         self._thread: threading.Thread | None = None
@@ -316,6 +320,8 @@ class LocalRegistry:
             if self._gc_interval and loop.time() >= next_gc:
                 try:
                     self.last_gc = await loop.run_in_executor(pool, storage.gc, self._gc_grace)
+                    if self._on_gc is not None:
+                        self._on_gc(self.last_gc)
                 except Exception:  # noqa: BLE001 - a full disk: logged, serving goes on
                     logging.getLogger("layerlab.registry").exception("periodic gc failed")
                 next_gc = loop.time() + self._gc_interval
@@ -341,13 +347,13 @@ class LocalRegistry:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def gc(self, grace: float = 600.0) -> GCResult:
+    def gc(self, grace: float = 600.0, idle: float = 60.0) -> GCResult:
         """Delete blobs no manifest references, while serving (see
         :meth:`RegistryStorage.gc`: blobs younger than ``grace`` seconds or than the
-        oldest open upload are kept)."""
+        oldest upload used within ``idle`` seconds are kept)."""
         if self.storage is None:
             raise RuntimeError("the registry has not been started")
-        return self.storage.gc(grace)
+        return self.storage.gc(grace, idle)
 
     # -- display --------------------------------------------------------------------------
     def _knobs(self) -> dict[str, str]:

@@ -36,7 +36,7 @@ Backend = FilesystemBackend | MemoryBackend
 class GCResult:
     """What a garbage collection removed: ``blobs_kept`` are referenced by a manifest,
     ``blobs_recent`` are not but were committed within the grace period or after the
-    oldest upload still open (a push in progress may yet reference them),
+    oldest upload still in use (a push in progress may yet reference them),
     ``temporaries_removed`` are metadata files a killed write left half-done."""
 
     blobs_deleted: int
@@ -385,21 +385,26 @@ class RegistryStorage:
         return found
 
     # -- garbage collection ---------------------------------------------------------------
-    def gc(self, grace: float = 0.0) -> GCResult:
+    def gc(self, grace: float = 0.0, idle: float = 60.0) -> GCResult:
         """Delete blobs no manifest references (Distribution's ``garbage-collect``), and
         metadata temporaries a killed write left behind.
 
         Safe while serving: it runs under the lock that commits and manifest writes take,
         keeps unreferenced blobs committed less than ``grace`` seconds ago or after the
-        oldest upload still open (a push in progress references them only at its end)
+        oldest upload open and used within ``idle`` seconds (a push in progress
+        references them only at its end; an abandoned session does not hold gc back)
         and forgets the blob-descriptor cache. ``grace=0`` with no upload open deletes
         every unreferenced blob, as Distribution does offline.
         """
         with self.lock:
             cutoff = time.time() - grace
-            if self._uploads:
+            # a session unused for ``idle`` seconds is not a push in progress: it must
+            # not hold collection back (an abandoned one would, until it expires)
+            idle_since = time.monotonic() - idle
+            active = [s.started_at for s in self._uploads.values() if s.touched >= idle_since]
+            if active:
                 # less a second: file times are taken from a coarse clock (jiffies)
-                cutoff = min(cutoff, min(s.started_at for s in self._uploads.values()) - 1.0)
+                cutoff = min(cutoff, min(active) - 1.0)
             recent = 0
             repos = self.catalog()
             marked: set[str] = set()
