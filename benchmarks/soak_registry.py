@@ -660,6 +660,17 @@ def verify(url: str, repos: list[RepoModel], threads: int = 8) -> Verification:
             v.miss(f"GET {repo}:{ref}: {type(exc).__name__}: {exc}")
             return None
 
+    def answered_404(repo: str, refs: list[tuple[str, str]], why: str) -> int:
+        """How many of ``(label, reference)`` answer 404; each other answer is a miss."""
+        ok = 0
+        for label, ref in refs:
+            r = manifest(repo, ref)
+            if r is not None and r.status_code == 404:
+                ok += 1
+            elif r is not None:
+                v.miss(f"{label} ({why}): {r.status_code}")
+        return ok
+
     blobs: dict[tuple[str, str], BlobSpec] = {}
     for repo in repos:
         for tag, digest in repo.tags.items():
@@ -674,13 +685,9 @@ def verify(url: str, repos: list[RepoModel], threads: int = 8) -> Verification:
                 v.tags_ok += 1
             else:
                 v.miss(f"{repo.name}:{tag}: expected {digest}, got {got}")
-        for tag in repo.gone_tags - repo.uncertain:
-            v.gone_total += 1
-            r = manifest(repo.name, tag)
-            if r is not None and r.status_code == 404:
-                v.gone_ok += 1
-            elif r is not None:
-                v.miss(f"{repo.name}:{tag} (deleted with its manifest): {r.status_code}")
+        gone = [(f"{repo.name}:{t}", t) for t in repo.gone_tags - repo.uncertain]
+        v.gone_total += len(gone)
+        v.gone_ok += answered_404(repo.name, gone, "deleted with its manifest")
         for digest, info in repo.manifests.items():
             v.manifests_total += 1
             r = manifest(repo.name, digest)
@@ -690,13 +697,9 @@ def verify(url: str, repos: list[RepoModel], threads: int = 8) -> Verification:
                 v.miss(f"{repo.name}@{digest}: {r.status_code}, body {sha(r.content)}")
             for spec in info.blobs:
                 blobs[(repo.name, spec.digest)] = spec
-        for digest in repo.deleted:
-            v.deleted_total += 1
-            r = manifest(repo.name, digest)
-            if r is not None and r.status_code == 404:
-                v.deleted_ok += 1
-            elif r is not None:
-                v.miss(f"{repo.name}@{digest} (deleted): {r.status_code}")
+        deleted = [(f"{repo.name}@{d}", d) for d in repo.deleted]
+        v.deleted_total += len(deleted)
+        v.deleted_ok += answered_404(repo.name, deleted, "deleted")
         if not repo.uncertain:
             v.tag_lists_total += 1
             try:
