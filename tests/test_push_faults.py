@@ -334,3 +334,26 @@ def test_full_cache_disk_warns_but_pushes(archive, reg, tmp_path):
     assert "2 pushed" in out.stdout
     assert out.stderr.startswith("layerlab: warning: digest cache ")
     assert "cannot write it" in out.stderr
+
+
+def test_blobs_collected_before_the_manifest_are_pushed_again(archive):
+    """An online gc runs between the last blob's commit and the manifest PUT (the race a
+    short gc grace allows): the registry answers 400 MANIFEST_BLOB_UNKNOWN, the pusher
+    pushes the collected blobs again and the manifest then goes in."""
+    with LocalRegistry(memory=True) as reg:
+        collected: list = []
+
+        def collect_once(record) -> None:
+            if record.kind == "manifest_head" and not collected:  # just before the PUT
+                collected.append(reg.gc(grace=0, idle=0))
+
+        reg.log.subscribe(collect_once)
+        result = _push(archive, reg.host, "gc/race")
+        assert collected[0].blobs_deleted == 3  # two layers and the config
+        retry = [e for e in result.events if e.phase == "manifest" and e.outcome == "retry"]
+        assert len(retry) == 1 and retry[0].detail.endswith("pushing 2 collected layers again")
+        assert reg.log.wait(result.requests)
+        puts = [e.status for e in reg.log.entries if e.kind == "manifest_put"]
+        assert puts == [400, 201]
+        assert [o.outcome for o in result.layers] == ["pushed", "pushed"]
+        open_image(f"docker://{reg.host}/gc/race:1").verify()

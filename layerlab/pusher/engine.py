@@ -7,7 +7,9 @@ compressed blobs are pushed as they are), from the local digest cache, and from 
 registry's own manifests and configs (:mod:`.lookup`). Uploads stream: compression and
 both hashes in one pass, no temporary file (unless the profile asks for Docker 1.7's).
 The config goes after the layers, the manifest last, and only once every blob is
-confirmed; the digest cache learns only confirmed blobs.
+confirmed; the digest cache learns only confirmed blobs. A manifest refused with
+``MANIFEST_BLOB_UNKNOWN`` (a registry's gc collected blobs between their upload and the
+manifest) makes the pusher push the blobs the registry lost again, once.
 
 Which of these steps run is decided by the :class:`~layerlab.pusher.profiles.PushProfile`,
 so historical clients are replayed by the same code.
@@ -21,7 +23,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable
 
 from ..digest import Digest, digest_bytes
-from ..errors import DigestMismatchError, PushError, RegistryProtocolError
+from ..errors import DigestMismatchError, PushError, RegistryError, RegistryProtocolError
 from ..manifest import Descriptor, ImageManifest
 from ..model import Image, Layer
 from ..reference import RegistryReference
@@ -404,14 +406,15 @@ class Pusher:
         try:
             outcomes = self._run_layers(tasks)
             config = self._push_config(media_type)
-            descriptors = []
-            for task, outcome in zip(tasks, outcomes):
-                layer = task.layer
-                descriptors.append(Descriptor(outcome.media_type, Digest(outcome.digest),
-                                              outcome.size, annotations=layer.annotations,
-                                              urls=layer.urls))
-            digest, final_type, manifest_outcome = self._push_manifest(media_type, descriptors,
-                                                                       existing)
+            try:
+                digest, final_type, manifest_outcome = self._push_manifest(
+                    media_type, _descriptors(tasks, outcomes), existing)
+            except RegistryError as exc:
+                if exc.code != "MANIFEST_BLOB_UNKNOWN":
+                    raise
+                outcomes, config = self._push_collected(tasks, outcomes, media_type, exc)
+                digest, final_type, manifest_outcome = self._push_manifest(
+                    media_type, _descriptors(tasks, outcomes), existing)
         finally:
             if self.pool is not None:
                 self.pool.shutdown(wait=True)
@@ -429,6 +432,22 @@ class Pusher:
             settings={"profile": self.profile.to_json(), "compression": self.settings.key},
             manifest_size=self.manifest_size,
             platform=str(self.image.platform or self.image.config.platform))
+
+    def _push_collected(self, tasks: list[LayerTask], outcomes: list[LayerOutcome],
+                        media_type: str, refusal: RegistryError
+                        ) -> tuple[list[LayerOutcome], LayerOutcome]:
+        """The registry refused the manifest because blobs this push confirmed are gone
+        (a garbage collection ran between their upload and the manifest): push again
+        every blob it no longer has, once."""
+        start = self.log.now()
+        missing = [i for i, o in enumerate(outcomes)
+                   if o.outcome != "foreign" and self._head_blob(o.digest) is None]
+        self.log.add("manifest", None, "manifest", start, outcome="retry",
+                     detail=f"{refusal}; pushing {len(missing)} collected layers again")
+        outcomes = list(outcomes)
+        for i in missing:
+            outcomes[i] = self._run_task(tasks[i], checked=True)
+        return outcomes, self._push_config(media_type)
 
     def _run_layers(self, tasks: list[LayerTask]) -> list[LayerOutcome]:
         """Every layer, largest first, ``workers`` at a time. With a machine-sized
@@ -472,3 +491,9 @@ class Pusher:
             for f, task in futures.items():
                 results[task.index] = f.result()
         return [results[t.index] for t in tasks]
+
+
+def _descriptors(tasks: list[LayerTask], outcomes: list[LayerOutcome]) -> list[Descriptor]:
+    """The manifest's layer descriptors, from what the push did with each layer."""
+    return [Descriptor(o.media_type, Digest(o.digest), o.size, annotations=t.layer.annotations,
+                       urls=t.layer.urls) for t, o in zip(tasks, outcomes)]
