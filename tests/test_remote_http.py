@@ -484,3 +484,20 @@ def test_a_redirect_loop_is_not_retried(server):
     assert str(err.value) == (f"GET http://127.0.0.1:{loop.port}/v2/loop: cannot reach the "
                               "registry (more than 10 redirects)")
     assert len(loop.seen) == 11
+
+
+def test_an_insecure_session_silences_the_tls_warning_for_its_own_host_only():
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    def shown(host: str) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")  # what a user's process would show ...
+            open_session(verify=False, host="insecure.test").close()  # ... with this session
+            warnings.warn(f"Unverified HTTPS request is being made to host '{host}'. Adding "
+                          f"certificate verification is strongly advised.", InsecureRequestWarning)
+        return any(issubclass(w.category, InsecureRequestWarning) for w in caught)
+
+    assert not shown("insecure.test")
+    assert shown("bank.example")

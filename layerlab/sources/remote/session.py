@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import http.client
 import itertools
+import re
 import socket
 import ssl
 import threading
@@ -73,9 +74,12 @@ class _NoAuth(requests.auth.AuthBase):
 
 
 def open_session(*, verify: bool = True, pool_size: int = 32,
-                 headers: Mapping[str, str] | None = None) -> requests.Session:
+                 headers: Mapping[str, str] | None = None,
+                 host: str | None = None) -> requests.Session:
     """A session for one registry: ``pool_size`` keep-alive connections per host, TLS
-    verified unless ``verify`` is false, no urllib3 retries, ``headers`` on every request."""
+    verified unless ``verify`` is false, no urllib3 retries, ``headers`` on every request.
+    Without verification, urllib3's warning is silenced for ``host`` only (every host
+    when None): other sessions of the process keep theirs."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0)
     adapter.poolmanager.connection_pool_kw["blocksize"] = BLOCK_SIZE
@@ -83,7 +87,9 @@ def open_session(*, verify: bool = True, pool_size: int = 32,
     session.mount("https://", adapter)
     session.verify = verify
     if not verify:  # asked for (--insecure) and logged once by the transport, not per request
-        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        shown = re.escape(host) if host is not None else ".*"
+        warnings.filterwarnings("ignore", f"Unverified HTTPS request is being made to host "
+                                f"'{shown}'", urllib3.exceptions.InsecureRequestWarning)
     session.max_redirects = MAX_REDIRECTS
     session.auth = _NoAuth()
     session.headers.update({"Accept-Encoding": "identity", **(headers or {})})

@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from urllib.parse import urlsplit
 
 from ...errors import RegistryProtocolError, RegistryUnavailableError
 from .credentials import Credentials, load_credentials
@@ -94,7 +95,8 @@ class Transport:
         self.backoff = backoff
         self._use_proxies = not loopback
         self.session = open_session(verify=not insecure, pool_size=pool_size,
-                                    headers={"User-Agent": user_agent})
+                                    headers={"User-Agent": user_agent},
+                                    host=urlsplit(self.base_url).hostname)
         explicit = Credentials(*auth) if auth is not None else None
         self._credentials = ((lambda: explicit) if explicit is not None
                              else (lambda: load_credentials(registry, docker_config)
