@@ -8,6 +8,7 @@ import http.client
 import socket
 import time
 
+import pytest
 import requests
 
 from layerlab.registry import LocalRegistry
@@ -192,3 +193,10 @@ def test_the_request_log_counts_every_request_beyond_the_records_it_keeps():
         assert (counters["requests"], counters["misses"], counters["errors"]) == (7, 1, 1)
         assert counters["by_kind"] == {"ping": 5, "blob_head": 1, "blob_get": 1}
         assert counters["by_status"] == {200: 5, 404: 1, 400: 1}
+
+
+def test_limits_that_would_refuse_everything_are_refused_at_once():
+    for bad in ({"max_uploads_per_client": 0}, {"max_uploads": 0}, {"upload_timeout": 0},
+                {"max_upload_bytes": 0}, {"gc_interval": "0 s"}):
+        with pytest.raises(ValueError, match="must be positive"):
+            LocalRegistry(memory=True, **bad)
