@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import logging
 import ctypes.util
+import logging
 import os
 import html
 import shutil
@@ -117,10 +117,6 @@ class LocalRegistry:
             sessions=max_uploads, per_client=max_uploads_per_client,
             ttl=parse_duration(upload_timeout),
             bytes=parse_size(max_upload_bytes) if max_upload_bytes is not None else None)
-        if min(self._limits.sessions, self._limits.per_client) < 1 or self._limits.ttl <= 0 \
-                or (self._limits.bytes is not None and self._limits.bytes < 1):
-            raise ValueError("upload limits must be positive (max_uploads, "
-                             "max_uploads_per_client, upload_timeout, max_upload_bytes)")
         self._gc_interval = parse_duration(gc_interval) if gc_interval is not None else None
         if self._gc_interval is not None and self._gc_interval <= 0:
             raise ValueError("gc_interval must be positive (or None: no periodic gc)")

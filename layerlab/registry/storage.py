@@ -105,6 +105,12 @@ class UploadLimits:
     ttl: float = 3600.0
     bytes: int | None = 32 << 30
 
+    def __post_init__(self) -> None:
+        if min(self.sessions, self.per_client) < 1 or self.ttl <= 0 \
+                or (self.bytes is not None and self.bytes < 1):
+            raise ValueError("upload limits must be positive (max_uploads, "
+                             "max_uploads_per_client, upload_timeout, max_upload_bytes)")
+
 
 def _link(digest: Digest) -> str:
     return f"{digest.algorithm}/{digest.hex}"
