@@ -9,8 +9,9 @@ or with ``--json`` one JSON object per line::
 
 after each periodic gc (``--gc-interval``) ``{"event": "gc", "blobs_deleted": int, ...}``
 (the fields of ``registry gc --json``), and on exit ``{"event": "stopped", "requests":
-int, "errors": int, "misses": int, "bytes_in": int, "bytes_out": int}`` (``misses``: 404 answers to existence checks,
-which clients make on purpose; ``errors``: every other status >= 400).
+int, "errors": int, "misses": int, "bytes_in": int, "bytes_out": int}`` (``misses``: 404
+answers to existence checks, which clients make on purpose; ``errors``: every other
+status >= 400).
 
 ``layerlab registry gc --root DIR`` deletes blobs no manifest references (and metadata
 temporaries a killed write left), refusing (exit 2) while a registry serves DIR; ``--json``

@@ -69,12 +69,10 @@ class RequestLog:
         self._grown = threading.Condition(self._lock)
         self._subscribers: list[Callable[[RequestRecord], Any]] = []
         self._totals = _zero_totals()
-        self._appended = 0
 
     def append(self, record: RequestRecord) -> None:
         with self._lock:
             self._records.append(record)
-            self._appended += 1
             t = self._totals
             t["requests"] += 1
             if _is_miss(record):
@@ -106,7 +104,7 @@ class RequestLog:
         """Block until ``count`` records exist (a blob download is recorded once its last
         byte is sent, which the client may see a moment earlier); False on timeout."""
         with self._grown:
-            return self._grown.wait_for(lambda: self._appended >= count, timeout)
+            return self._grown.wait_for(lambda: self._totals["requests"] >= count, timeout)
 
     def __len__(self) -> int:
         return len(self._records)
@@ -119,7 +117,6 @@ class RequestLog:
         with self._lock:
             self._records.clear()
             self._totals = _zero_totals()
-            self._appended = 0
 
     def subscribe(self, callback: Callable[[RequestRecord], Any]) -> Callable[[], None]:
         """Call ``callback(record)`` for every new request (from the server thread).
@@ -141,10 +138,10 @@ class RequestLog:
         blobs and manifests: clients ask before they upload, so these are normal),
         ``errors`` (every other status >= 400), ``bytes_in``, ``bytes_out``,
         ``hash_seconds``, ``store_seconds``, ``by_kind`` and ``by_status`` counts."""
-        with self._lock:
+        with self._lock:  # the counters change under the server thread: copy them whole
             totals = dict(self._totals)
-        totals["by_kind"] = dict(totals["by_kind"])
-        totals["by_status"] = dict(totals["by_status"])
+            totals["by_kind"] = dict(totals["by_kind"])
+            totals["by_status"] = dict(totals["by_status"])
         return totals
 
     def to_frame(self):
