@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "push": "layerlab.cli.push_cmd",
     "copy": "layerlab.cli.copy_cmd",
     "simulate": "layerlab.cli.simulate_cmd",
+    "check": "layerlab.cli.check_cmd",
     "registry": "layerlab.cli.registry_cmd",
     "demo": "layerlab.cli.demo_cmd",
     "notebooks": "layerlab.cli.notebooks_cmd",
