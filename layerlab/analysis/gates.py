@@ -27,7 +27,8 @@ layerlab's keys (default disabled; each fails when the measured value is greater
   them, or with ``node_images=[...]`` those none of the node's images has (by digest);
 * ``maxSimulatedPushSeconds``: :func:`layerlab.simulate`'s predicted push time, with
   the ``simulation`` settings (default profile ``fast``, ``100 Mbit/s``, ``20 ms``
-  round trip, the shipped machine profile so every machine gets the same figure).
+  round trip, the shipped machine profile so every machine gets the same figure), a
+  push to a registry that holds none of the layers.
 
 Config and manifest blobs (a few kB) are not counted in the byte figures.
 

@@ -74,8 +74,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="ignore config files in the current directory")
     rules = parser.add_argument_group("rules (each VALUE may be 'disabled')")
     for dest, key in _RULE_FLAGS.items():
-        rules.add_argument("--" + dest.replace("_", "-"), dest=dest, metavar="VALUE",
-                           help=f"the {key} rule")
+        what = ("the waste above which the two ratio rules may fail (default 1MB; 0: as dive)"
+                if key == "minWastedBytesForPercent" else f"the {key} rule")
+        rules.add_argument("--" + dest.replace("_", "-"), dest=dest, metavar="VALUE", help=what)
     sim = parser.add_argument_group("the simulated push (maxSimulatedPushSeconds)")
     sim.add_argument("--profile", help="push profile (default fast)")
     sim.add_argument("--bandwidth", help="link bandwidth (default '100 Mbit/s')")
