@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "efficiency": "layerlab.analysis",
     "layer_advice": "layerlab.analysis",
     "context_report": "layerlab.analysis",
+    "build_reuse": "layerlab.analysis",
     "check": "layerlab.analysis.gates",
     # simulate
     "simulate": "layerlab.simulator",

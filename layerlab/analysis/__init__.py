@@ -33,6 +33,7 @@ _EXPORTS = {
     "DockerIgnore": "dockerignore",
     "MergedFilesystem": "filesystem",
     "scan_layer": "scan", "scan_layers": "scan",
+    "build_reuse": "reuse", "ReuseResult": "reuse", "layer_order_advice": "layerorder",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "shared": "layerlab.cli.shared_cmd",
     "efficiency": "layerlab.cli.efficiency_cmd",
     "history": "layerlab.cli.history_cmd",
+    "reuse": "layerlab.cli.reuse_cmd",
     "context": "layerlab.cli.context_cmd",
     "push": "layerlab.cli.push_cmd",
     "copy": "layerlab.cli.copy_cmd",
