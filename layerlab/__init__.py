@@ -53,6 +53,9 @@ _EXPORTS: dict[str, str] = {
     "efficiency": "layerlab.analysis",
     "layer_advice": "layerlab.analysis",
     "context_report": "layerlab.analysis",
+    # rewrite
+    "rewrite": "layerlab.mutate",
+    "RewriteResult": "layerlab.mutate",
     "check": "layerlab.analysis.gates",
     # simulate
     "simulate": "layerlab.simulator",
