@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -80,12 +81,17 @@ def _number(field_: bytes) -> int:
         raise ZstdChunkedError(f"tar header: invalid number {field_!r}") from None
 
 
+def _text(raw: bytes) -> str:
+    # invalid UTF-8 survives as surrogates, which the TOC JSON writes as Go does (\ufffd)
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _string(field_: bytes) -> str:
-    return field_.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return _text(field_.split(b"\0", 1)[0])
 
 
-def _pax_records(data: bytes) -> dict[str, str]:
-    records: dict[str, str] = {}
+def _pax_records(data: bytes) -> dict[str, bytes]:
+    records: dict[str, bytes] = {}
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
@@ -97,7 +103,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
             raise ZstdChunkedError("tar: invalid PAX record") from None
         record = data[space + 1:pos + length - 1]  # without the trailing newline
         key, _, value = record.partition(b"=")
-        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+        records[_text(key)] = value
         pos += length
     return records
 
@@ -123,7 +129,10 @@ def _rfc3339(seconds: int, nanos: int = 0) -> str:
     import datetime
 
     days, rest = divmod(seconds, 86400)
-    date = datetime.date.fromordinal(days + _DAYS_TO_EPOCH + 1)
+    try:
+        date = datetime.date.fromordinal(days + _DAYS_TO_EPOCH + 1)
+    except (ValueError, OverflowError):
+        raise ZstdChunkedError(f"tar: time {seconds} is outside years 1-9999") from None
     hh, rest = divmod(rest, 3600)
     mm, ss = divmod(rest, 60)
     text = f"{date.year:04d}-{date.month:02d}-{date.day:02d}T{hh:02d}:{mm:02d}:{ss:02d}"
@@ -166,7 +175,7 @@ def _checksum_ok(block: bytes) -> bool:
     return stored in (unsigned, signed)
 
 
-def _parse_header(block: bytes, pax: dict[str, str], long_name: str | None,
+def _parse_header(block: bytes, pax: dict[str, bytes], long_name: str | None,
                   long_link: str | None) -> _Header:
     magic = block[257:265]
     name = _string(block[0:100])
@@ -191,17 +200,19 @@ def _parse_header(block: bytes, pax: dict[str, str], long_name: str | None,
     if long_link is not None:
         header.linkname = long_link
     for key, value in pax.items():
-        if key == "path":
-            header.name = value
-        elif key == "linkpath":
-            header.linkname = value
-        elif key in ("size", "uid", "gid"):
-            setattr(header, key, int(value))
-        elif key in ("mtime", "atime", "ctime"):
-            setattr(header, key, _rfc3339(*_pax_time(value)))
-        elif key.startswith("SCHILY.xattr."):
-            header.xattrs[key[len("SCHILY.xattr."):]] = \
-                base64.b64encode(value.encode("utf-8", "surrogateescape")).decode()
+        try:
+            if key == "path":
+                header.name = _text(value)
+            elif key == "linkpath":
+                header.linkname = _text(value)
+            elif key in ("size", "uid", "gid"):
+                setattr(header, key, int(value))
+            elif key in ("mtime", "atime", "ctime"):
+                setattr(header, key, _rfc3339(*_pax_time(value.decode("ascii"))))
+        except ValueError:
+            raise ZstdChunkedError(f"tar: invalid PAX record {key}={value!r}") from None
+        if key.startswith("SCHILY.xattr."):
+            header.xattrs[key[len("SCHILY.xattr."):]] = base64.b64encode(value).decode()
         elif key.startswith("GNU.sparse."):
             raise ZstdChunkedError(f"tar entry {header.name!r}: sparse files cannot be "
                                    "written as zstd:chunked")
@@ -334,14 +345,20 @@ class _Input:
         yield from self._blocks
 
 
+_GO_ESCAPES = {"\\b": "\\u0008", "\\f": "\\u000c", "<": "\\u003c", ">": "\\u003e",
+               "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_ESCAPE = re.compile("\\\\.|[<>&\u2028\u2029\udc80-\udcff]")
+
+
 def _go_json(value: Any) -> bytes:
-    """JSON as Go's encoding/json writes it: compact, HTML characters escaped."""
+    """JSON as Go's encoding/json writes it: compact, ``<>&`` and U+2028/9 escaped,
+    ``\\u0008``/``\\u000c`` for backspace and form feed, ``\\ufffd`` for invalid UTF-8."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for plain, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029"),
-                           ("\\b", "\\u0008"), ("\\f", "\\u000c")):
-        text = text.replace(plain, escaped)
-    return text.encode("utf-8", "surrogateescape")
+    text = _GO_ESCAPE.sub(
+        lambda m: _GO_ESCAPES.get(m.group(), "\\ufffd" if len(m.group()) == 1
+                                  and "\udc80" <= m.group() <= "\udcff" else m.group()),
+        text)
+    return text.encode("utf-8")
 
 
 def _entry(header: _Header) -> dict[str, Any]:
@@ -421,9 +438,9 @@ class ChunkedWriter:
                 if typeflag == b"x":
                     pax.update(_pax_records(data[:size]))
                 elif typeflag == b"L":
-                    long_name = data[:size].split(b"\0", 1)[0].decode("utf-8", "replace")
+                    long_name = _string(data[:size])
                 else:
-                    long_link = data[:size].split(b"\0", 1)[0].decode("utf-8", "replace")
+                    long_link = _string(data[:size])
                 continue
             if typeflag == b"g":
                 raise ZstdChunkedError("tar: a global PAX header cannot be written as "
