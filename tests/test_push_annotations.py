@@ -131,7 +131,7 @@ def test_copy_keeps_skopeo_manifest_byte_for_byte(chunked_layout, local_registry
     assert across["manifest_digest"] == sha(raw)
 
 
-def test_recompressed_layers_lose_the_old_annotations(mixed_layout, local_registry):
+def test_recompressed_layers_lose_the_old_annotations(mixed_layout, local_registry, tmp_path):
     path, manifest = mixed_layout
     source = json.loads(manifest)["layers"]
     result = cli("copy", f"oci:{path}:x", f"docker://{local_registry.host}/zc/v2:1",
@@ -147,6 +147,11 @@ def test_recompressed_layers_lose_the_old_annotations(mixed_layout, local_regist
     # the gzip layer went as stored: its eStargz annotation is still true
     assert gzip_layer["digest"] == source[1]["digest"]
     assert gzip_layer["annotations"] == {ESTARGZ: "sha256:" + "ab" * 32}
+    # written to an OCI layout (schema2 converted to OCI, blobs as stored): kept as pushed
+    cli("copy", f"docker://{local_registry.host}/zc/v2:1", f"oci:{tmp_path / 'v2'}:1")
+    written = layout_manifest(tmp_path / "v2")[1]["layers"]
+    assert [(d["digest"], d.get("annotations")) for d in written] == [
+        (zstd_layer["digest"], None), (gzip_layer["digest"], gzip_layer["annotations"])]
     # as OCI both go as stored and keep everything
     cli("copy", f"oci:{path}:x", f"docker://{local_registry.host}/zc/oci:1", "--no-cache")
     assert registry_manifest(local_registry.host, "zc/oci", "1") == manifest

@@ -17,8 +17,8 @@ from layerlab.pusher.compress import CompressingStream, CompressionSettings
 from layerlab.pusher.zstdchunked import TOC_CHECKSUM, TOC_POSITION, read_toc
 
 from conftest import SAMPLES, require_tool
-from zstdchunked_images import (OCI_LAYER, blob_path, feature_tar, layout_manifest,
-                                oci_layout, sha, skopeo)
+from zstdchunked_images import (OCI_LAYER, blob_path, boundary_tar, feature_tar,
+                                layout_manifest, oci_layout, sha, skopeo)
 
 CHUNKED = CompressionSettings("zstd:chunked", "zstandard", 3)
 TAR_DIGEST = "sha256:32d707b14a3001e04cef2a20f39e2b003bda1dc401200407a949c8bf1661ade8"
@@ -218,6 +218,31 @@ def test_same_toc_as_skopeo(tar, chunked, tmp_path):
     assert unzstd(theirs.read_bytes()) == tar == unzstd(blob)
     # the TOC JSON has the same length: same fields, offsets with as many digits
     assert layer["annotations"][TOC_POSITION].split(":")[2] == "6404"
+
+
+@pytest.mark.interop
+def test_same_chunks_as_skopeo_across_read_pieces(tmp_path):
+    tar = boundary_tar()
+    oci_layout(tmp_path / "plain", [(tar, OCI_LAYER, {})])
+    skopeo("copy", "-q", "--dest-compress-format", "zstd:chunked",
+           f"oci:{tmp_path / 'plain'}:x", f"oci:{tmp_path / 'theirs'}:x")
+    layer = layout_manifest(tmp_path / "theirs")[1]["layers"][0]
+    theirs = read_toc(str(blob_path(tmp_path / "theirs", layer["digest"])), layer["annotations"])
+    stream = CompressingStream(io.BytesIO(tar), CHUNKED)
+    blob = b"".join(stream)
+    ours = read_toc(io.BytesIO(blob), stream.annotations)
+    assert without_offsets(ours) == without_offsets(theirs)
+    chunks = {}
+    for e in ours:
+        chunks.setdefault(e["name"], []).append((e["chunkSize"] if "chunkSize" in e else e["size"],
+                                                 e.get("chunkType", "data")))
+    assert {kind for _, kind in chunks["short"]} == {"data"}  # 100 zeros stay data
+    assert sum(size for size, _ in chunks["short"]) == 256 * 1024 + 30_050
+    assert (2000, "zeros") in chunks["long"]
+    assert chunks["huge"] == [(1, "data"), (786432, "zeros"), (3, "data")]
+    assert chunks["exact"] == [(262144, "zeros"), (10, "data")]
+    assert chunks["only"] == [(524288, "data")]  # one chunk: no chunk fields at all
+    assert unzstd(blob) == tar
 
 
 @pytest.mark.interop

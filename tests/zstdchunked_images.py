@@ -61,6 +61,28 @@ def feature_tar(record_padding: bool = False) -> bytes:
     return buf.getvalue() if record_padding else buf.getvalue()[:end]
 
 
+def boundary_tar() -> bytes:
+    """Zero runs across the writer's 256 KiB read pieces: a long run (a chunk of its
+    own), a short one (data), a run longer than a piece, and a file that is one run."""
+    rnd = random.Random(11)
+    piece = 256 * 1024
+    files = {
+        "long": rnd.randbytes(piece - 144) + bytes(2000) + rnd.randbytes(50_000),
+        "short": rnd.randbytes(piece - 50) + bytes(100) + rnd.randbytes(30_000),
+        "huge": b"a" + bytes(3 * piece) + b"end",
+        "exact": bytes(piece - 1024) + bytes(1024) + rnd.randbytes(10),
+        "only": bytes(2 * piece),
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        end = tar.offset + 1024
+    return buf.getvalue()[:end]
+
+
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

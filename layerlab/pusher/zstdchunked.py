@@ -168,11 +168,13 @@ class _Header:
 
 
 def _checksum_ok(block: bytes) -> bool:
+    """The header checksum, unsigned as POSIX says or signed as some old tars wrote it."""
     stored = _number(block[148:156])
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = sum(b - 256 if b > 127 else b for b in block[:148]) + 8 * 32 + \
-        sum(b - 256 if b > 127 else b for b in block[156:])
-    return stored in (unsigned, signed)
+    rest = block[:148] + block[156:]
+    unsigned = sum(rest) + 8 * 32
+    if stored == unsigned:
+        return True
+    return stored == unsigned - 256 * sum(1 for b in rest if b > 127)
 
 
 def _parse_header(block: bytes, pax: dict[str, bytes], long_name: str | None,
