@@ -196,7 +196,8 @@ class DigestCache:
                     if r.annotations:
                         conn.execute(
                             "INSERT INTO annotations (digest, annotations) VALUES (?, ?)"
-                            " ON CONFLICT (digest) DO UPDATE SET annotations = excluded.annotations",
+                            " ON CONFLICT (digest) DO UPDATE"
+                            " SET annotations = excluded.annotations",
                             (r.digest, json.dumps(dict(sorted(r.annotations.items())))))
                 conn.execute("COMMIT")
             finally:

@@ -23,7 +23,8 @@ import zlib
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from types import MappingProxyType
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 from ..digest import Digest, Hasher
 
@@ -131,7 +132,7 @@ class BlobStream:
     prefix the registry already has is exact). Subclasses provide :meth:`_chunks`."""
 
     size_in = 0
-    annotations: dict[str, str] = {}
+    annotations: Mapping[str, str] = MappingProxyType({})
     """Annotations the blob's descriptor must carry (set after full iteration)."""
 
     def __init__(self, source: BinaryIO, skip: int = 0,
@@ -173,13 +174,13 @@ class CompressingStream(BlobStream):
     """Iterate over a source's compressed bytes, hashing input and output as they pass.
 
     ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in``,
-    ``digest``/``size_out`` and ``annotations`` (zstd:chunked's TOC position and
-    checksum; empty for the other compressions) are set. ``pool`` (optional) runs block compressions
-    concurrently; at most ``window`` blocks of this stream are in flight; ``spread()``
-    (optional) is asked before each block whether to hand it to the pool (the pusher
-    says no while enough other layers keep the cores busy: handing blocks between
-    threads then only costs). ``skip`` and ``on_input(n)`` (called as input is consumed,
-    for progress) as in :class:`BlobStream`.
+    ``digest``/``size_out`` and ``annotations`` (zstd:chunked's TOC position and checksum;
+    empty for the other compressions) are set. ``pool`` (optional) runs block compressions
+    concurrently (gzip); at most ``window`` blocks of this stream are in flight;
+    ``spread()`` (optional) is asked before each block whether to hand it to the pool (the
+    pusher says no while enough other layers keep the cores busy: handing blocks between
+    threads then only costs). ``skip`` and ``on_input(n)`` (called as input is consumed, for
+    progress) as in :class:`BlobStream`.
     """
 
     def __init__(self, source: BinaryIO, settings: CompressionSettings,

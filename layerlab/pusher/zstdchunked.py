@@ -56,9 +56,10 @@ _PIECE = 256 * 1024        # file content is read and split this much at a time
 _HOLE = 1024               # a zero run at least this long is a chunk of its own
 _WINDOW = 64
 _SPLIT_MASK = 0xFFFF       # 16 bits
-# s2 of the rolling sum = the window's weighted sum (newest weight 1 .. oldest 64) of
-# (byte + 31), plus what the initial value 64*63*31 adds over a window of zeros:
-# 31*2080 + (64*63*31 - 31*2080) = 124992.
+# bup's rolling sum starts with s2 = 64*63*31 over a window of zeros and adds, per byte,
+# s1 - 64*(dropped byte + 31): after any byte, s2 = W + 64*63*31 (mod 2**32), W the
+# window's bytes weighted 1 (newest) to 64 (oldest). W is computed for a whole segment
+# at once from prefix sums, so content never goes through a per-byte Python loop.
 _S2_OFFSET = 64 * 63 * 31
 
 _TYPES = {b"0": "reg", b"\0": "reg", b"1": "hardlink", b"2": "symlink", b"3": "char",
