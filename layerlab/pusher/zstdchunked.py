@@ -27,7 +27,11 @@ strings are left out. The layer descriptor carries two annotations: the TOC's po
 
 Frames are compressed with the ``zstandard`` library, one frame at a time on the
 calling thread: the output depends only on the input and the level. Times are written
-in UTC (c/storage writes them in its local time zone, the same instants).
+in UTC (c/storage writes them in its local time zone, the same instants). For the same
+tar, the TOC equals skopeo 1.9.3's in every field but the blob offsets (``offset``,
+``endOffset``), which depend on the encoder (tests/test_push_zstdchunked.py). Unlike
+c/storage 1.43, whatever follows the tar's end blocks (record padding) is kept in the
+last frame, so the blob always decompresses to the exact input.
 """
 
 from __future__ import annotations
