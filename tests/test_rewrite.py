@@ -258,3 +258,23 @@ def test_cli_rewrite_json_and_errors(samples, tmp_path):
     assert fails(f"docker-archive:{tmp_path}/missing.tar", f"oci:{tmp_path}/x",
                  "--squash").startswith("layerlab: error:")
     assert not (tmp_path / "x").exists()
+
+
+def test_recompress_to_zstd_chunked_carries_the_toc(samples, tmp_path):
+    from layerlab.pusher.zstdchunked import read_toc
+
+    source = layerlab.open_image(f"oci:{samples}/oci/family:app-v1")
+    with layerlab.rewrite(source, compression="zstd:chunked") as result:
+        image = result.image
+        assert image.diff_ids == source.diff_ids
+        assert image.media_type == "application/vnd.oci.image.manifest.v1+json"
+        for layer, original in zip(image.layers, source.layers):
+            assert sorted(layer.annotations) == ["io.containers.zstd-chunked.manifest-checksum",
+                                                 "io.containers.zstd-chunked.manifest-position"]
+            with layer.open(verify=False) as blob:  # the blob file itself: seekable
+                toc = read_toc(blob, layer.annotations)
+            names = [e["name"].rstrip("/") for e in toc if e["type"] != "chunk"]
+            assert names == [e.path for e in original.entries()]
+        descriptors = json.loads(image.manifest.raw)["layers"]
+        assert [d["annotations"] for d in descriptors] == [dict(l.annotations) for l in image.layers]
+        image.verify()
