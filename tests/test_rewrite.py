@@ -278,3 +278,22 @@ def test_recompress_to_zstd_chunked_carries_the_toc(samples, tmp_path):
         descriptors = json.loads(image.manifest.raw)["layers"]
         assert [d["annotations"] for d in descriptors] == [dict(l.annotations) for l in image.layers]
         image.verify()
+
+
+@pytest.mark.parametrize("options", [{"compression": "gzip"}, {"squash": True},
+                                     {"timestamp": 0}])
+def test_a_corrupt_layer_fails_the_rewrite_and_leaves_no_blob(samples, tmp_path, options):
+    archive = tmp_path / "corrupt.tar"
+    shutil.copy(samples / "docker-archive" / "app-v1.tar", archive)
+    with tarfile.open(archive) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        member = outer.getmember(manifest[0]["Layers"][-1])
+    with open(archive, "r+b") as f:  # one byte of file content inside the top layer's tar
+        f.seek(member.offset_data + 1024 + 10)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    work = tmp_path / "work"
+    with pytest.raises(layerlab.errors.DigestMismatchError, match="digest mismatch"):
+        layerlab.rewrite(f"docker-archive:{archive}", workdir=str(work), **options)
+    assert [p.name for p in (work / "blobs").iterdir()] == []

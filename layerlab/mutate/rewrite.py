@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
@@ -23,7 +25,8 @@ from ..analysis.filesystem import MergedFilesystem
 from ..analysis.merge import plan_merge
 from ..config import HistoryEntry, parse_config
 from ..digest import Digest
-from ..errors import RewriteError
+from ..blobio import decompressed
+from ..errors import DigestMismatchError, RewriteError
 from ..manifest import Descriptor, ImageManifest, parse_manifest
 from ..model import Image, Layer
 from ..pusher.compress import CompressingStream, CompressionSettings
@@ -89,6 +92,8 @@ class _Rewriter:
         self.settings = settings
         self.recompress_all = recompress_all
         self.ignore = ignore
+        self.written: list[str] = []
+        self._lock = threading.Lock()
         os.makedirs(os.path.join(workdir, "blobs"), exist_ok=True)
 
     def keep(self, entry: TarEntry) -> bool:
@@ -118,6 +123,8 @@ class _Rewriter:
                     out.write(chunk)
             digest = stream.digest
             os.replace(temp, self.blob_path(digest))
+            with self._lock:
+                self.written.append(self.blob_path(digest))
         except BaseException:
             os.unlink(temp)
             raise
@@ -231,8 +238,15 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
             return number, payload, "kept"
         if kind == "recompress":
             layer, wanted, history = payload
-            with layer.open_uncompressed(verify=True) as tar:
+            # the stored digest is checked as the blob is read; the diff_id by the new
+            # stream's own hash of the tar (not a second pass)
+            raw = layer.open(verify=layer.compression != "none")
+            with decompressed(raw, layer.compression, f"layer {layer.digest}") as tar:
                 new = rw.new_layer([layer], tar, wanted, oci, history)
+            expected = layer.diff_id or (layer.digest if layer.compression == "none" else None)
+            if expected is not None and new.diff_id != expected:
+                raise DigestMismatchError(f"layer {layer.digest} (diff_id)", expected,
+                                          new.diff_id)
             return number, new, "recompressed"
         members, wanted, history = payload
         if filtered is not None:
@@ -255,11 +269,13 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="rewrite") as pool:
             done = {number: (layer, what) for number, layer, what in pool.map(run, by_size)}
-    except BaseException:
+    except BaseException:  # nothing of a failed rewrite stays behind
         if own_workdir:
-            import shutil
-
             shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for path in rw.written:
+                if os.path.exists(path):
+                    os.unlink(path)
         raise
     out_layers = [done[number][0] for number in order]
     new_image = _assemble(image, out_layers, [groups[n] for n in order], timestamp, oci)
