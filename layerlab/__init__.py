@@ -54,6 +54,9 @@ _EXPORTS: dict[str, str] = {
     "layer_advice": "layerlab.analysis",
     "context_report": "layerlab.analysis",
     "build_reuse": "layerlab.analysis",
+    # rewrite
+    "rewrite": "layerlab.mutate",
+    "RewriteResult": "layerlab.mutate",
     "check": "layerlab.analysis.gates",
     # simulate
     "simulate": "layerlab.simulator",

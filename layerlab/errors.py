@@ -129,3 +129,13 @@ class PushError(LayerlabError):
 
 class CacheError(LayerlabError):
     """The local digest cache cannot be read or written."""
+
+
+class RewriteError(LayerlabError, ValueError):
+    """A rewrite that cannot be done as asked: layers that do not commute, a merge group
+    that is not a run of layers, a hard link to an excluded file (:func:`layerlab.rewrite`)."""
+
+
+class ZstdChunkedError(ArchiveError):
+    """A layer cannot be written as zstd:chunked (a tar entry the format has no place
+    for), or a zstd:chunked blob's table of contents is missing or corrupt."""

@@ -159,7 +159,14 @@ class Layer:
             "media_type": self.media_type,
             "compression": self.compression,
             "created_by": self.created_by,
+            "annotations": {k: self.annotations[k] for k in sorted(self.annotations)},
         }
+
+
+def _manifest_annotations(manifest: Manifest) -> dict[str, str]:
+    """A manifest's own annotations, sorted by key (none for schema1 and schema2 without)."""
+    found = getattr(manifest, "annotations", None) or {}
+    return {k: found[k] for k in sorted(found)}
 
 
 class _ManifestNamed:
@@ -266,6 +273,7 @@ class Image(_ManifestNamed):
             "history": [h.to_json() for h in self.config.history],
             "config": self.config.runtime(),
             "warnings": list(self.warnings),
+            "annotations": _manifest_annotations(self.manifest),
         }
         if self.index_digest is not None:
             out["index_digest"] = str(self.index_digest)

@@ -9,7 +9,7 @@ from typing import BinaryIO, Iterator, NamedTuple
 
 from .errors import CorruptArchiveError, UnsafePathError
 
-__all__ = ["TarEntry", "iter_tar", "normalize_path", "WHITEOUT_PREFIX", "OPAQUE_MARKER"]
+__all__ = ["TarEntry", "iter_tar", "iter_tar_members", "normalize_path", "WHITEOUT_PREFIX", "OPAQUE_MARKER"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -102,6 +102,15 @@ def iter_tar(stream: BinaryIO, what: str, with_content: bool = False,
     seeking (fast header-only scans of uncompressed layers). The root entry ``.`` is
     skipped. Corruption raises :class:`CorruptArchiveError` naming ``what``.
     """
+    for _, entry, content in iter_tar_members(stream, what, with_content, seekable):
+        yield entry, content
+
+
+def iter_tar_members(stream: BinaryIO, what: str, with_content: bool = True,
+                     seekable: bool = False
+                     ) -> Iterator[tuple[tarfile.TarInfo, TarEntry, BinaryIO | None]]:
+    """As :func:`iter_tar`, with each member's :class:`tarfile.TarInfo` too (its pax
+    headers, names and device numbers, for writing the member again)."""
     mode = "r:" if seekable else "r|"
     try:
         with tarfile.open(fileobj=stream, mode=mode) as tar:  # type: ignore[call-overload]
@@ -113,7 +122,7 @@ def iter_tar(stream: BinaryIO, what: str, with_content: bool = False,
                 if not entry.path:
                     continue
                 content = tar.extractfile(info) if with_content and entry.is_file else None
-                yield entry, content
+                yield info, entry, content
                 tar.members.clear()  # keep memory flat on huge layers
     except tarfile.ReadError as exc:
         raise CorruptArchiveError(f"{what}: not a valid tar ({exc})") from None

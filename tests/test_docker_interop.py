@@ -125,6 +125,34 @@ def test_docker_pulls_what_layerlab_pushed(fx, empty_engine, tmp_path):
             empty_engine.docker("rmi", f"{registry.host}/from-layerlab/{name}:v1")
 
 
+def test_docker_loads_and_runs_rewritten_images(fx, empty_engine, tmp_path):
+    """``layerlab rewrite`` output is a real image: ``docker load`` takes it (same config
+    digest and diff_ids as layerlab says), and it runs with the same files as the source
+    (the merged run's overwritten and deleted files gone, owners kept)."""
+    listing = ["run", "--rm", "--network", "none", "--entrypoint", "sh"]
+    look = ["-c", "find /opt /usr/local/bin -exec stat -c '%n %s %U:%G %a %F' {} + | sort"]
+    expected = fx.engine.docker(*listing, fx.tag("many"), *look).stdout
+    assert b"/opt/app/data/blob.bin 1000000 app:app 644 regular file" in expected
+    assert b"zeros.bin" not in expected
+    source = f"docker-archive:{fx.saves['many']}"
+    layer_counts = {}
+    for name, args in {"t4": ["--target", "4"], "squash": ["--squash"],
+                       "stamped": ["--merge", "1-8", "--strip-timestamps"]}.items():
+        out = tmp_path / f"{name}.tar"
+        data = json.loads(_layerlab("rewrite", source, f"docker-archive:{out}:rewritten:{name}",
+                                    "--json", "-q", *args).stdout)
+        empty_engine.docker("load", "-i", str(out))
+        ref = f"rewritten:{name}"
+        loaded = _inspect(empty_engine, ref)
+        assert loaded["Id"] == data["result"]["config_digest"]
+        assert loaded["RootFS"]["Layers"] == [layer["diff_id"] for layer in data["layers"]]
+        assert empty_engine.docker("run", "--rm", "--network", "none", ref).stdout == APP_OUTPUT
+        assert empty_engine.docker(*listing, ref, *look).stdout == expected
+        layer_counts[name] = len(loaded["RootFS"]["Layers"])
+        empty_engine.docker("rmi", ref)
+    assert layer_counts == {"t4": 4, "squash": 1, "stamped": 4}
+
+
 def test_docker_login_against_htpasswd(fx, tmp_path):
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text("alice:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode() + "\n")

@@ -170,7 +170,10 @@ def test_image_json_shape_and_verify(samples):
             "platform"} <= set(data)
     assert data["platform"] == "linux/arm/v7"
     assert set(data["layers"][0]) == {"digest", "diff_id", "size", "uncompressed_size",
-                                      "media_type", "compression", "created_by"}
+                                      "media_type", "compression", "created_by",
+                                      "annotations"}
+    assert data["layers"][0]["annotations"] == {}
+    assert data["annotations"] == {}
     assert data["uncompressed_size"] is None
     verified = image.verify(workers=2)
     assert verified.uncompressed_size == sum(layer.uncompressed_size for layer in verified.layers)

@@ -118,3 +118,47 @@ def test_full_disk_is_a_warning(tmp_path):
     assert out.stdout.startswith("False 1 digest cache ")
     assert "cannot write it" in out.stdout
     assert os.path.getsize(Path(tmp_path) / "digests.sqlite") == 0
+
+
+def test_annotations_per_blob_and_an_older_cache_file(tmp_path):
+    import sqlite3
+    import warnings
+
+    notes = {"io.containers.zstd-chunked.manifest-position": "10:20:30:1",
+             "io.containers.zstd-chunked.manifest-checksum": "sha256:" + "c" * 64}
+    zstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+    cache = DigestCache(tmp_path / "new")
+    assert cache.record([CacheRecord(D1, G1, 123, zstd, "zstd:chunked",
+                                     "zstd:chunked/zstandard/3/c1", "reg:5000", "app", notes),
+                         _record(D2, G2)])
+    found = cache.lookup([D1, D2])
+    assert dict(found[D1][0].annotations) == notes
+    assert dict(found[D2][0].annotations) == {}
+    cache.clear()
+    assert cache.lookup([D1]) == {}
+    # a cache file written before annotations were kept: read as it is, none known
+    old = tmp_path / "old"
+    old.mkdir()
+    conn = sqlite3.connect(old / "digests.sqlite")
+    conn.executescript(
+        "CREATE TABLE blobs (diff_id TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,"
+        " media_type TEXT NOT NULL, compression TEXT NOT NULL, settings TEXT NOT NULL DEFAULT '',"
+        " PRIMARY KEY (diff_id, digest));"
+        "CREATE TABLE locations (digest TEXT NOT NULL, registry TEXT NOT NULL,"
+        " repository TEXT NOT NULL, seen REAL NOT NULL,"
+        " PRIMARY KEY (digest, registry, repository));"
+        f"INSERT INTO blobs VALUES ('{D1}', '{G1}', 123, '{GZ}', 'gzip', '');"
+        f"INSERT INTO locations VALUES ('{G1}', 'reg:5000', 'app', 1.0);")
+    conn.commit()
+    conn.close()
+    legacy = DigestCache(old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        blobs = legacy.lookup([D1])
+    assert [(b.digest, dict(b.annotations), b.locations) for b in blobs[D1]] == [
+        (G1, {}, frozenset({("reg:5000", "app")}))]
+    assert legacy.warnings == []
+    assert legacy.record([CacheRecord(D2, G2, 1, zstd, "zstd:chunked", "k", "reg:5000", "app",
+                                      notes)])  # the table is added on the first write
+    assert dict(legacy.lookup([D2])[D2][0].annotations) == notes
+

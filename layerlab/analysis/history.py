@@ -35,7 +35,7 @@ from .merge import merged_tar_size
 from .scan import LayerScan, scan_layers
 
 __all__ = ["LayerInfo", "HistoryStep", "MergeRun", "DeletedFile", "LayerAdvice",
-           "layer_advice", "instruction_of", "DEFAULT_TINY_THRESHOLD"]
+           "layer_advice", "instruction_of", "merged_created_by", "DEFAULT_TINY_THRESHOLD"]
 
 DEFAULT_TINY_THRESHOLD = 1_000_000
 """Layers smaller than this (uncompressed bytes) are reported as tiny: their per-layer
@@ -76,6 +76,13 @@ def _run_body(created_by: str) -> tuple[str, str]:
     if m:
         return head + text[: m.start(1)], m.group(1)
     return head, text
+
+
+def merged_created_by(steps: Sequence[str]) -> str:
+    """The instruction of one layer made by several RUN steps: their shell commands
+    joined with ``&&`` behind the first step's prefix."""
+    head, _ = _run_body(steps[0]) if steps else ("", "")
+    return head + " && ".join(_run_body(text)[1] for text in steps)
 
 
 @dataclass(frozen=True)
@@ -193,8 +200,13 @@ class LayerAdvice:
         return tuple(s for s in self.history if s.empty_layer)
 
     # -- merging ----------------------------------------------------------------------
-    def _groups(self, groups: Sequence[Sequence[int]] | None,
-                target: int | None) -> list[list[int]]:
+    def merge_groups(self, groups: Sequence[Sequence[int]] | None = None,
+                     target: int | None = None) -> list[list[int]]:
+        """Every layer index in groups to merge, in order (singletons stay alone).
+
+        ``groups`` lists runs to merge explicitly; ``target`` merges adjacent layers
+        inside mergeable RUN runs, cheapest pair first, until at most ``target`` layers
+        remain; neither: each run becomes one layer."""
         n = len(self.layers)
         if groups is not None:
             out, covered = [], set()
@@ -259,7 +271,7 @@ class LayerAdvice:
         ``groups`` lists explicit runs of layer indexes to merge (``[[2, 3], [4, 5]]``).
         """
         specs = []
-        for group in self._groups(groups, target):
+        for group in self.merge_groups(groups, target):
             members = [self.layers[i] for i in group]
             stored = sum(m.size for m in members)
             uncompressed = sum(self._uncompressed(i) for i in group)
@@ -272,8 +284,7 @@ class LayerAdvice:
             else:
                 merged_uncompressed = self._group_uncompressed(group)
                 size = round(merged_uncompressed / ratio) if ratio else merged_uncompressed
-                head, _ = _run_body(members[0].created_by)
-                created_by = head + " && ".join(_run_body(m.created_by)[1] for m in members)
+                created_by = merged_created_by([m.created_by for m in members])
             specs.append({"size": size, "uncompressed_size": merged_uncompressed,
                           "compressibility": ratio, "created_by": created_by})
         return specs

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "context": "layerlab.cli.context_cmd",
     "push": "layerlab.cli.push_cmd",
     "copy": "layerlab.cli.copy_cmd",
+    "rewrite": "layerlab.cli.rewrite_cmd",
     "simulate": "layerlab.cli.simulate_cmd",
     "check": "layerlab.cli.check_cmd",
     "registry": "layerlab.cli.registry_cmd",

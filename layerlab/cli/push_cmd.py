@@ -50,8 +50,9 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
                         help="layers in flight at once (default: the profile's)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="compression threads per layer (default: the profile's)")
-    parser.add_argument("--compression", choices=("gzip", "zstd", "none"),
-                        help="compression of uncompressed layers (default gzip)")
+    parser.add_argument("--compression", choices=("gzip", "zstd", "zstd:chunked", "none"),
+                        help="compression of uncompressed layers (default gzip; zstd:chunked "
+                             "adds a table of contents for partial pulls, as podman's)")
     parser.add_argument("--engine", choices=("isal", "zlib"), help="gzip engine")
     parser.add_argument("--level", type=int, help="compression level (isal 0-3, zlib 1-9)")
     parser.add_argument("--upload", choices=("stream", "chunked", "monolithic"),
@@ -99,7 +100,8 @@ def push_options(args: argparse.Namespace) -> dict[str, Any]:
         from layerlab.units import parse_size
 
         options["chunk_size"] = parse_size(args.chunk_size)
-    if args.compression == "zstd" and args.engine is None and args.level is None:
+    if args.compression in ("zstd", "zstd:chunked") and args.engine is None \
+            and args.level is None:
         options["level"] = 3
     if args.no_lookup:
         options["registry_lookup"] = False

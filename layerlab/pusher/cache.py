@@ -3,7 +3,9 @@
 Like Docker's V2 metadata service, it maps a layer's ``diff_id`` to the compressed blobs
 known for it (digest, size, media type, and the compression settings that produced it,
 when layerlab did) and records the ``(registry, repository)`` pairs known to hold each
-blob. A push that finds a layer here needs neither to compress it nor to upload it: a
+blob, and the descriptor annotations that describe a blob's bytes (zstd:chunked's TOC
+position and checksum), so that a manifest naming a blob found here still carries them.
+A push that finds a layer here needs neither to compress it nor to upload it: a
 HEAD or a cross-repository mount does.
 
 Stored in SQLite (WAL mode, busy timeout) so several processes may push at once, under
@@ -18,13 +20,14 @@ expected digest, HEAD 200, mount 201).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..cachedir import default_cache_dir
 
@@ -38,6 +41,8 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE TABLE IF NOT EXISTS locations (
     digest TEXT NOT NULL, registry TEXT NOT NULL, repository TEXT NOT NULL, seen REAL NOT NULL,
     PRIMARY KEY (digest, registry, repository));
+CREATE TABLE IF NOT EXISTS annotations (
+    digest TEXT NOT NULL PRIMARY KEY, annotations TEXT NOT NULL);
 """
 
 
@@ -49,7 +54,7 @@ class CacheWarning(UserWarning):
 class CachedBlob:
     """A compressed blob known for a diff_id; ``settings`` is the compression key that
     produced it ('' when learned from elsewhere); ``locations`` the (registry,
-    repository) pairs known to hold it."""
+    repository) pairs known to hold it; ``annotations`` those describing its bytes."""
 
     diff_id: str
     digest: str
@@ -58,6 +63,7 @@ class CachedBlob:
     compression: str
     settings: str
     locations: frozenset[tuple[str, str]]
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class CacheRecord:
     settings: str
     registry: str
     repository: str
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class DigestCache:
@@ -123,6 +130,7 @@ class DigestCache:
                     f" l.registry, l.repository FROM blobs b LEFT JOIN locations l"
                     f" ON l.digest = b.digest WHERE b.diff_id IN ({marks})"
                     f" ORDER BY b.diff_id, b.digest, l.seen DESC", wanted).fetchall()
+                notes = self._annotations(conn, sorted({row[1] for row in rows}))
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:
@@ -137,7 +145,28 @@ class DigestCache:
         out: dict[str, list[CachedBlob]] = {}
         for (diff_id, digest), (size, media_type, compression, settings, locs) in grouped.items():
             out.setdefault(diff_id, []).append(CachedBlob(
-                diff_id, digest, int(size), media_type, compression, settings, frozenset(locs)))
+                diff_id, digest, int(size), media_type, compression, settings, frozenset(locs),
+                notes.get(digest, {})))
+        return out
+
+    @staticmethod
+    def _annotations(conn: sqlite3.Connection, digests: list[str]) -> dict[str, dict]:
+        if not digests:
+            return {}
+        marks = ",".join("?" * len(digests))
+        try:
+            rows = conn.execute(f"SELECT digest, annotations FROM annotations"
+                                f" WHERE digest IN ({marks})", digests).fetchall()
+        except sqlite3.OperationalError:  # a cache file older than the table: none known
+            return {}
+        out = {}
+        for digest, text in rows:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out[digest] = {str(k): str(v) for k, v in value.items()}
         return out
 
     # writing -------------------------------------------------------------------------
@@ -164,6 +193,12 @@ class DigestCache:
                         " (?, ?, ?, ?) ON CONFLICT (digest, registry, repository)"
                         " DO UPDATE SET seen = excluded.seen",
                         (r.digest, r.registry, r.repository, now))
+                    if r.annotations:
+                        conn.execute(
+                            "INSERT INTO annotations (digest, annotations) VALUES (?, ?)"
+                            " ON CONFLICT (digest) DO UPDATE"
+                            " SET annotations = excluded.annotations",
+                            (r.digest, json.dumps(dict(sorted(r.annotations.items())))))
                 conn.execute("COMMIT")
             finally:
                 conn.close()
@@ -194,6 +229,7 @@ class DigestCache:
             try:
                 conn.execute("DELETE FROM locations")
                 conn.execute("DELETE FROM blobs")
+                conn.execute("DELETE FROM annotations")
             finally:
                 conn.close()
         except (sqlite3.Error, OSError) as exc:

@@ -10,7 +10,10 @@ blob digest, so registries deduplicate it. The gzip header carries no name and m
 ``isal`` (ISA-L, about 600 MB/s per thread at level 1) and ``zlib`` both release the GIL,
 so the block compressions really run in parallel. ``zstd`` uses the ``zstandard``
 library's own worker threads (its multi-threaded output does not depend on the worker
-count either).
+count either). ``zstd:chunked`` (:mod:`.zstdchunked`) is zstd cut into one frame per file
+chunk, with a table of contents for partial pulls; its frames are compressed on the
+calling thread, and after iteration the stream's ``annotations`` are the ones its layer
+descriptor must carry.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ import zlib
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
+from types import MappingProxyType
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 from ..digest import Digest, Hasher
 
 __all__ = ["CompressionSettings", "CompressingStream", "gzip_frames", "zstd_frames", "read_full",
-           "GZIP_HEADER"]
+           "GZIP_HEADER", "COMPRESSIONS"]
+
+COMPRESSIONS = ("gzip", "zstd", "zstd:chunked", "none")
+"""The values of :attr:`CompressionSettings.compression`."""
 
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """gzip header: deflate, no flags, mtime 0, no extra flags, OS 'unknown'."""
@@ -40,15 +47,16 @@ class CompressionSettings:
     ``threads`` is not part of the identity: it changes speed, never the output.
     """
 
-    compression: str = "gzip"  # gzip | zstd | none
-    engine: str = "isal"       # isal | zlib for gzip; zstandard for zstd
+    compression: str = "gzip"  # gzip | zstd | zstd:chunked | none
+    engine: str = "isal"       # isal | zlib for gzip; zstandard for zstd and zstd:chunked
     level: int = 1
     block_size: int = 1 << 20
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.compression not in ("gzip", "zstd", "none"):
-            raise ValueError(f"unknown compression {self.compression!r} (gzip, zstd or none)")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"unknown compression {self.compression!r} "
+                             "(gzip, zstd, zstd:chunked or none)")
         if self.compression == "gzip":
             if self.engine not in ("isal", "zlib"):
                 raise ValueError(f"unknown gzip engine {self.engine!r} (isal or zlib)")
@@ -61,10 +69,11 @@ class CompressionSettings:
     @classmethod
     def from_profile(cls, profile: Any, threads: int = 1) -> "CompressionSettings":
         engine = profile.engine
-        if profile.compression == "zstd":
+        zstd = profile.compression in ("zstd", "zstd:chunked")
+        if zstd:
             engine = "zstandard"
         level = profile.level
-        if profile.compression == "zstd" and profile.level < 1:
+        if zstd and profile.level < 1:
             level = 3
         return cls(profile.compression, engine, level,
                    getattr(profile, "block_size", 1 << 20), max(1, threads))
@@ -76,7 +85,15 @@ class CompressionSettings:
             return "none"
         if self.compression == "zstd":
             return f"zstd/zstandard/{self.level}/mt"
+        if self.compression == "zstd:chunked":  # c1: the framing of .zstdchunked
+            return f"zstd:chunked/zstandard/{self.level}/c1"
         return f"gzip/{self.engine}/{self.level}/{self.block_size}"
+
+    @property
+    def blob_compression(self) -> str:
+        """What the output bytes are to a decompressor (and to media types):
+        ``zstd:chunked`` is zstd."""
+        return "zstd" if self.compression == "zstd:chunked" else self.compression
 
 
 def read_full(read: Callable[[int], bytes], n: int) -> bytes:
@@ -115,6 +132,8 @@ class BlobStream:
     prefix the registry already has is exact). Subclasses provide :meth:`_chunks`."""
 
     size_in = 0
+    annotations: Mapping[str, str] = MappingProxyType({})
+    """Annotations the blob's descriptor must carry (set after full iteration)."""
 
     def __init__(self, source: BinaryIO, skip: int = 0,
                  on_input: Callable[[int], None] | None = None) -> None:
@@ -154,13 +173,14 @@ class BlobStream:
 class CompressingStream(BlobStream):
     """Iterate over a source's compressed bytes, hashing input and output as they pass.
 
-    ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in`` and
-    ``digest``/``size_out`` are set. ``pool`` (optional) runs block compressions
-    concurrently; at most ``window`` blocks of this stream are in flight; ``spread()``
-    (optional) is asked before each block whether to hand it to the pool (the pusher
-    says no while enough other layers keep the cores busy: handing blocks between
-    threads then only costs). ``skip`` and ``on_input(n)`` (called as input is consumed,
-    for progress) as in :class:`BlobStream`.
+    ``source`` is the uncompressed tar. After full iteration ``diff_id``/``size_in``,
+    ``digest``/``size_out`` and ``annotations`` (zstd:chunked's TOC position and checksum;
+    empty for the other compressions) are set. ``pool`` (optional) runs block compressions
+    concurrently (gzip); at most ``window`` blocks of this stream are in flight;
+    ``spread()`` (optional) is asked before each block whether to hand it to the pool (the
+    pusher says no while enough other layers keep the cores busy: handing blocks between
+    threads then only costs). ``skip`` and ``on_input(n)`` (called as input is consumed, for
+    progress) as in :class:`BlobStream`.
     """
 
     def __init__(self, source: BinaryIO, settings: CompressionSettings,
@@ -173,6 +193,7 @@ class CompressingStream(BlobStream):
         self.window = max(1, window)
         self.spread = spread
         self._in = Hasher()
+        self.annotations: dict[str, str] = {}
 
     @property
     def diff_id(self) -> Digest:
@@ -185,7 +206,8 @@ class CompressingStream(BlobStream):
     def _chunks(self) -> Iterator[bytes]:
         kind = self.settings.compression
         return (self._gzip() if kind == "gzip" else
-                self._zstd() if kind == "zstd" else self._plain())
+                self._zstd() if kind == "zstd" else
+                self._zstd_chunked() if kind == "zstd:chunked" else self._plain())
 
     def _blocks(self) -> Iterator[bytes]:
         read = self.source.read
@@ -210,6 +232,13 @@ class CompressingStream(BlobStream):
 
     def _zstd(self) -> Iterator[bytes]:
         return zstd_frames(self._blocks(), self.settings.level, self.settings.threads)
+
+    def _zstd_chunked(self) -> Iterator[bytes]:
+        from .zstdchunked import ChunkedWriter
+
+        writer = ChunkedWriter(self.settings.level)
+        yield from writer.frames(self._blocks())
+        self.annotations = dict(writer.annotations)
 
 
 def gzip_frames(blocks: Iterable[bytes], engine: str, level: int,

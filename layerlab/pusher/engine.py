@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..digest import Digest, digest_bytes
 from ..errors import DigestMismatchError, PushError, RegistryError, RegistryProtocolError
@@ -124,14 +124,15 @@ class Pusher:
         return out[:3]
 
     def _confirm(self, task: LayerTask | None, digest: str, size: int, media_type: str,
-                 compression: str, settings: str, already_known: bool = False) -> None:
+                 compression: str, settings: str, already_known: bool = False,
+                 annotations: Mapping[str, str] | None = None) -> None:
         """Remember a blob the registry confirmed (written to the cache at the end)."""
         if self.cache is None or task is None or not task.diff_id or already_known:
             return
         with self._lock:
             self.confirmed.append(CacheRecord(task.diff_id, str(digest), size, media_type,
                                               compression, settings, self.dest.registry,
-                                              self.dest.repository))
+                                              self.dest.repository, dict(annotations or {})))
 
     def _check(self, task: LayerTask) -> LayerOutcome | None:
         for known in self._ordered(task):
@@ -143,9 +144,10 @@ class Pusher:
             if size is not None:
                 self._confirm(task, known.digest, size, known.media_type, known.compression,
                               known.settings, already_known=known.origin == "cache"
-                              and self.dest.repository in known.repositories)
+                              and self.dest.repository in known.repositories,
+                              annotations=known.annotations)
                 return LayerOutcome(str(known.digest), task.diff_id, size, known.media_type,
-                                    "exists", None, known.origin)
+                                    "exists", None, known.origin, known.annotations)
             if known.origin == "cache" and self.cache is not None and \
                     self.dest.repository in known.repositories:
                 self.cache.forget(known.digest, self.dest.registry, self.dest.repository)
@@ -171,9 +173,11 @@ class Pusher:
                              detail=f"{known.digest} from {repo}")
                 if session is None:
                     self._confirm(task, known.digest, known.size, known.media_type,
-                                  known.compression, known.settings)
+                                  known.compression, known.settings,
+                                  annotations=known.annotations)
                     return LayerOutcome(str(known.digest), task.diff_id, known.size,
-                                        known.media_type, "mounted", repo, known.origin), None
+                                        known.media_type, "mounted", repo, known.origin,
+                                        known.annotations), None
                 if known.origin == "cache" and self.cache is not None:
                     self.cache.forget(known.digest, self.dest.registry, repo)
         return None, session
@@ -231,9 +235,10 @@ class Pusher:
             self.sender.send(task.name, task.diff_id, make, check, session, layer.digest)
         finally:
             close()
-        self._confirm(task, layer.digest, layer.size, task.media_type, layer.compression, "")
+        self._confirm(task, layer.digest, layer.size, task.media_type, layer.compression, "",
+                      annotations=layer.annotations)
         return LayerOutcome(task.name, task.diff_id, layer.size, task.media_type, "pushed",
-                            None, "source")
+                            None, "source", layer.annotations)
 
     def _uncompressed(self, layer: Layer):
         if layer.compression == "none":
@@ -283,9 +288,9 @@ class Pusher:
                 self._streaming -= 1
             close()
         self._confirm(task, stream.digest, stream.size_out, task.media_type,
-                      settings.compression, settings.key)
+                      settings.compression, settings.key, annotations=stream.annotations)
         return LayerOutcome(str(stream.digest), task.diff_id, stream.size_out, task.media_type,
-                            "pushed", None, "compressed")
+                            "pushed", None, "compressed", dict(stream.annotations))
 
     def _spread(self) -> bool:
         """Hand a block to the compression pool? Only while fewer layers stream than
@@ -494,6 +499,14 @@ class Pusher:
 
 
 def _descriptors(tasks: list[LayerTask], outcomes: list[LayerOutcome]) -> list[Descriptor]:
-    """The manifest's layer descriptors, from what the push did with each layer."""
-    return [Descriptor(o.media_type, Digest(o.digest), o.size, annotations=t.layer.annotations,
+    """The manifest's layer descriptors, from what the push did with each layer.
+
+    Annotations are facts about bytes: a blob that is the source's own (reused, mounted,
+    already there) keeps the source layer's annotations; any other blob (compressed on
+    the way, or an earlier compression found in the cache or the registry) carries only
+    the annotations known for *its* bytes -- none of the source's, whose TOC offsets and
+    digests (zstd:chunked, eStargz) would describe other bytes."""
+    return [Descriptor(o.media_type, Digest(o.digest), o.size,
+                       annotations=(t.layer.annotations if o.digest == str(t.layer.digest)
+                                    else o.annotations),
                        urls=t.layer.urls) for t, o in zip(tasks, outcomes)]

@@ -99,7 +99,8 @@ def _remember_pull(images: tuple[Image, ...], cache: Any, cache_dir: Any) -> tup
         if origin is not None:
             records.extend(CacheRecord(str(layer.diff_id), str(layer.digest), layer.size,
                                        layer.media_type, layer.compression, "",
-                                       origin.registry, origin.repository)
+                                       origin.registry, origin.repository,
+                                       dict(layer.annotations))
                            for layer in image.layers
                            if layer.diff_id is not None and layer.digest != layer.diff_id)
     store = _cache(cache, cache_dir) if records else None

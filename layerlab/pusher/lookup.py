@@ -10,8 +10,8 @@ candidate is still confirmed (HEAD, or a mount) before the push relies on it.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 from .. import mediatypes as mt
 from ..config import parse_config
@@ -30,7 +30,9 @@ class Known:
     ``origin``: ``source`` (the source stores it), ``cache`` (local digest cache),
     ``registry`` (a manifest of the destination registry). ``settings`` is the
     compression key when layerlab produced it. ``repositories`` are repositories of the
-    destination registry believed to hold it.
+    destination registry believed to hold it. ``annotations``: those known to describe
+    these very bytes (zstd:chunked's TOC position, ...), which a manifest naming the
+    blob carries.
     """
 
     digest: Digest
@@ -40,6 +42,7 @@ class Known:
     origin: str
     settings: str = ""
     repositories: frozenset[str] = frozenset()
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class RegistryLookup:
@@ -105,7 +108,7 @@ class RegistryLookup:
             repositories = frozenset({repository}) | (previous.repositories if previous else frozenset())
             known[str(layer.digest)] = Known(layer.digest, layer.size, layer.media_type,
                                              mt.layer_compression(layer.media_type), "registry",
-                                             "", repositories)
+                                             "", repositories, dict(layer.annotations))
 
     def destination(self, repository: str, tag: str) -> ImageManifest | None:
         """Read the destination tag; return its image manifest (None if absent)."""

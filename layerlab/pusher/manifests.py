@@ -30,8 +30,9 @@ def choose_format(image: Image, wanted: str, compression: str, stored: Sequence[
     """
     if wanted == "oci":
         return mt.OCI_MANIFEST
+    zstd = compression in ("zstd", "zstd:chunked")
     if wanted == "v2s2":
-        if compression == "zstd":
+        if zstd:
             raise PushError("zstd layers need an OCI manifest (use --format oci or source)")
         return mt.DOCKER_MANIFEST_V2
     if wanted != "source":
@@ -39,7 +40,7 @@ def choose_format(image: Image, wanted: str, compression: str, stored: Sequence[
     kind = image.manifest.media_type
     if kind == mt.OCI_MANIFEST:
         return mt.OCI_MANIFEST
-    if compression == "zstd" or "zstd" in stored:
+    if zstd or "zstd" in stored:
         return mt.OCI_MANIFEST
     return mt.DOCKER_MANIFEST_V2
 

@@ -83,13 +83,13 @@ def plan_layers(image: Image, manifest_format: str, settings: CompressionSetting
         stored = layer.compression != "none" or settings.compression == "none" or foreign
         if stored and layer.compression == "zstd" and not oci:
             stored = False  # schema2 cannot carry zstd: recompress with gzip
-        compression = layer.compression if stored else settings.compression
+        compression = layer.compression if stored else settings.blob_compression
         blob_type = layer.media_type if foreign else mt.layer_media_type(oci, compression)
         task = LayerTask(i, layer, stored, blob_type)
         if stored:
             repos = frozenset({origin.repository}) if same_registry and origin else frozenset()
             task.known.append(Known(layer.digest, layer.size, blob_type, compression,
-                                    "source", "", repos))
+                                    "source", "", repos, layer.annotations))
         tasks.append(task)
     return tasks, media_type
 
@@ -108,11 +108,12 @@ def add_cached(tasks: Sequence[LayerTask], cache: DigestCache | None, registry: 
                     source = task.known[0]
                     task.known[0] = Known(source.digest, source.size, source.media_type,
                                           source.compression, "cache", blob.settings,
-                                          source.repositories | repos)
+                                          source.repositories | repos, source.annotations)
                 continue
             if blob.compression == settings.compression:
                 task.known.append(Known(Digest(blob.digest), blob.size, task.media_type,
-                                        blob.compression, "cache", blob.settings, repos))
+                                        blob.compression, "cache", blob.settings, repos,
+                                        blob.annotations))
 
 
 def add_from_registry(tasks: Sequence[LayerTask], client: Callable[[], Any], log: EventLog,
@@ -138,7 +139,8 @@ def add_from_registry(tasks: Sequence[LayerTask], client: Callable[[], Any], log
         for known in lookup.candidates(task.diff_id):
             if known.compression == settings.compression:
                 task.known.append(Known(known.digest, known.size, task.media_type,
-                                        known.compression, "registry", "", known.repositories))
+                                        known.compression, "registry", "", known.repositories,
+                                        known.annotations))
     return existing
 
 

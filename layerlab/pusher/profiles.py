@@ -18,7 +18,8 @@ class PushProfile:
 
     * ``concurrency``: layers in flight at once (0 = sized to the machine);
     * ``compression``/``engine``/``level``: how uncompressed layers are compressed
-      (``gzip`` via ``isal`` or ``zlib``, or ``zstd``);
+      (``gzip`` via ``isal`` or ``zlib``, ``zstd``, or ``zstd:chunked`` with its table
+      of contents for partial pulls);
     * ``temp_file``: compress a layer completely into a temporary file before uploading
       it (Docker 1.7's "Buffering to Disk"), instead of streaming;
     * ``check_existing``: ``"always"`` HEAD every layer before uploading; ``"cached"`` only

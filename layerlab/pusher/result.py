@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 __all__ = ["PushEvent", "LayerOutcome", "PushResult", "EventLog", "EVENT_COLUMNS"]
 
@@ -60,6 +60,8 @@ class LayerOutcome:
     outcome: str
     mounted_from: str | None = None
     source: str = ""  # how the digest was known: source, cache, registry, compressed
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Annotations describing these bytes, for the manifest (zstd:chunked's TOC...)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "diff_id": self.diff_id, "size": self.size,
