@@ -10,13 +10,16 @@ own path too. Layers X and Y do **not** commute when, one way round or the other
    whichever is applied last);
 2. **nesting**: X has a non-directory entry at ``p`` and Y an entry below ``p``
    (``p/...``): one of them replaces the other's parent;
-3. **whiteout**: X whites out ``w`` (``.wh.`` entry) and Y has an entry at ``w`` or
-   below it, or X has an opaque marker on ``d`` and Y an entry below ``d`` (with X above
-   Y the entry is hidden, with Y above X it is visible);
+3. **whiteout**: X whites out ``w`` (``.wh.`` entry) or has an opaque marker on ``w``,
+   and Y has an entry at ``w`` or below it (with X above Y the entry is hidden, with Y
+   above X it is visible; an opaque directory's own entry is counted too, to be safe);
 4. **hard link**: X has a hard link whose target is a path Y has an entry at.
 
 Every other pair commutes: their paths are disjoint apart from identical directories,
-and neither deletes or hides what the other writes.
+and neither deletes or hides what the other writes. The rule refuses every pair that
+:func:`layerlab.mutate.plan.commute_conflicts` (what ``layerlab.rewrite`` checks)
+refuses, and a few more: it counts marker entries as paths, so two layers whiting out
+the same path, or a marker under the other layer's file, do not commute either.
 """
 
 from __future__ import annotations
@@ -69,8 +72,8 @@ def _one_way(x: LayerPaths, y: LayerPaths) -> str | None:
         if w in y.entries or w in y.ancestors:
             return f"one layer whites out {w}, which the other writes"
     for d in sorted(x.opaque):
-        if d in y.ancestors:
-            return f"one layer makes {d} opaque, and the other writes below it"
+        if d in y.entries or d in y.ancestors:
+            return f"one layer makes {d} opaque, and the other writes it or below it"
     for target in sorted(x.link_targets & y.entries.keys()):
         return f"one layer hard-links to {target}, which the other writes"
     return None

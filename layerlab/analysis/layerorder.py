@@ -21,11 +21,10 @@ series in that order to say what it would have saved.
 * **Replay.** Each participating build is measured again with its layers in that order,
   under :mod:`.reuse`'s rules (reused while it and every layer below are the same content
   in the same order; pulled from the first rebuilt layer up; pushed when the registry
-  lacks the blob). A layer keeps its blob where the layers below it are the ones it had;
-  a layer with other layers below it is a new blob (a rewrite writes it again), the same
-  one wherever its content is the same, as the builds' own blobs are. A registry stores
-  blobs by content, so a new order changes what pulls send (and the build cache), not
-  what pushes send, apart from the new blobs' sizes. The advice stands only when the
+  lacks the blob). Every layer keeps its blob: a layer tar does not depend on the layers
+  below it, and :func:`layerlab.rewrite` keeps a layer it only moves. A registry stores
+  blobs by content, so a new order changes what pulls send and what the build cache
+  hits, never what pushes send (both are reported). The advice stands only when the
   replay sends fewer bytes in all; otherwise ``order`` is the original order.
 """
 
@@ -306,16 +305,10 @@ def _order(n: int, changes: Sequence[int], conflicts: Sequence[Conflict]) -> tup
 
 
 def reordered_slots(image: Image, order: Sequence[int]) -> list[Slot]:
-    """``image``'s layers as measurement slots in ``order`` (source indexes): a layer
-    keeps its blob where the layers below it are the ones it had, else it is a new blob
-    named by its content."""
+    """``image``'s layers as measurement slots in ``order`` (source indexes), each with
+    its own blob."""
     source = slots_of(image)
-    out = []
-    for p, src in enumerate(order):
-        kept = list(order[: p + 1]) == list(range(p + 1))
-        blob = source[src].blob if kept else "rewritten:" + source[src].key
-        out.append(Slot(blob, source[src].key, source[src].size))
-    return out
+    return [source[src] for src in order]
 
 
 def _figures(m: Measured, layers: int) -> ReplayFigures:
