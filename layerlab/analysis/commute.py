@@ -36,13 +36,16 @@ __all__ = ["LayerPaths", "conflict"]
 class LayerPaths:
     """What the commute rule needs of one layer: its entries' metadata by path, the
     proper ancestors of those paths, what it whites out or makes opaque, its hard links'
-    targets."""
+    targets, its non-directory paths, and ``touched``: entry paths and their ancestors
+    (every path the layer has something at or below)."""
 
     entries: Mapping[str, tuple[str, int, int, int, float]]
     ancestors: frozenset[str]
     whiteouts: frozenset[str]
     opaque: frozenset[str]
     link_targets: frozenset[str]
+    non_directories: frozenset[str]
+    touched: frozenset[str]
 
     @classmethod
     def of(cls, entries: Iterable[TarEntry]) -> "LayerPaths":
@@ -61,21 +64,25 @@ class LayerPaths:
             elif e.type == "hardlink":
                 links.add(e.linkname)
         return cls(meta, frozenset(ancestors), frozenset(whiteouts), frozenset(opaque),
-                   frozenset(links))
+                   frozenset(links), frozenset(p for p, m in meta.items() if m[0] != "dir"),
+                   frozenset(meta.keys() | ancestors))
 
 
 def _one_way(x: LayerPaths, y: LayerPaths) -> str | None:
-    for path, meta in x.entries.items():
-        if meta[0] != "dir" and path in y.ancestors:
-            return f"{path} is a {meta[0]} in one layer and a parent directory in the other"
-    for w in sorted(x.whiteouts):
-        if w in y.entries or w in y.ancestors:
-            return f"one layer whites out {w}, which the other writes"
-    for d in sorted(x.opaque):
-        if d in y.entries or d in y.ancestors:
-            return f"one layer makes {d} opaque, and the other writes it or below it"
-    for target in sorted(x.link_targets & y.entries.keys()):
-        return f"one layer hard-links to {target}, which the other writes"
+    # set intersections, not loops over entries: the advice checks every pair of layers
+    nested = sorted(x.non_directories & y.ancestors)
+    if nested:
+        return (f"{nested[0]} is a {x.entries[nested[0]][0]} in one layer and a parent "
+                "directory in the other")
+    hidden = sorted(x.whiteouts & y.touched)
+    if hidden:
+        return f"one layer whites out {hidden[0]}, which the other writes"
+    opaque = sorted(x.opaque & y.touched)
+    if opaque:
+        return f"one layer makes {opaque[0]} opaque, and the other writes it or below it"
+    linked = sorted(x.link_targets & y.entries.keys())
+    if linked:
+        return f"one layer hard-links to {linked[0]}, which the other writes"
     return None
 
 
