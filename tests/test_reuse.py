@@ -197,3 +197,28 @@ def test_advice_json_and_frame(series):
     frame = advice.to_frame()
     assert list(frame["after_pulled_bytes"]) == [57344, 5632, 6144, 6656, 7168]
     assert "Layer-order advice" in advice._repr_html_()
+
+
+def test_no_advice_when_no_order_sends_less(tmp_path):
+    # A (large) changes in builds 1 and 2, B (small) in build 3: B first would make build
+    # 3 pull A again, which costs more than builds 1 and 2 pulling B
+    from analysis_images import write_archive
+
+    def build(n):
+        a = ("file", "a/data", bytes([65 + min(n, 2)]) * 20000)
+        b = ("file", "b/data", bytes([66 + (n == 3)]) * 1000)
+        path = write_archive(tmp_path / f"{n}.tar", [[a], [b]], tag=f"ab:{n}",
+                             created_by=["COPY a /a # buildkit", "COPY b /b # buildkit"])
+        return open_image(str(path))
+
+    advice = layer_order_advice([build(n) for n in range(4)])
+    assert [s.changes for s in advice.layers] == [2, 1]
+    assert not advice.advised and advice.order == (0, 1) and advice._proposed == (1, 0)
+    assert advice.message == "no layer order saves bytes over these builds (keep the order)"
+    assert advice.before == advice.after
+
+
+def test_no_advice_without_two_comparable_builds(series, blocked):
+    advice = layer_order_advice([blocked[0], series[1]])
+    assert advice.unmatched_builds == (0,) and not advice.advised and advice.order == tuple(range(5))
+    assert advice.message.startswith("no two consecutive builds have the latest build's")

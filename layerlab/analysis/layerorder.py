@@ -189,7 +189,10 @@ class OrderAdvice:
     def message(self) -> str:
         """The advice in one sentence."""
         if not self.advised:
-            if self._proposed and self._proposed != self.order:
+            if not self._proposed:
+                return ("no two consecutive builds have the latest build's instructions "
+                        "at each position: nothing to learn an order from")
+            if self._proposed != self.order:
                 return "no layer order saves bytes over these builds (keep the order)"
             return "the layers are already in the best order the commute rule allows"
         moved = ", ".join(map(str, self.moved))
@@ -327,18 +330,21 @@ def layer_order_advice(images: Sequence[Image], *, workers: int | None = None) -
     matched = [_participates(image, latest) for image in images]
     n = len(latest.layers)
     changes = _changes(images, matched)
-    conflicts = _conflicts(images, labels, matched, workers)
-    proposed = _order(n, changes, conflicts)
     identity = tuple(range(n))
+    if any(matched[i - 1] and matched[i] for i in range(1, len(images))):
+        conflicts = _conflicts(images, labels, matched, workers)
+        proposed = _order(n, changes, conflicts)
+    else:  # no build to learn from: layers are not read
+        conflicts, proposed = [], ()
     before = measure([slots_of(image) for image in images])
 
     def replay(order: tuple[int, ...]) -> list[Measured]:
         return measure([reordered_slots(image, order) if m else slots_of(image)
                         for image, m in zip(images, matched)])
 
-    after = replay(proposed) if proposed != identity else before
+    after = replay(proposed) if proposed not in ((), identity) else before
     cost = lambda ms: sum(m.pushed_bytes + m.pulled_bytes for m in ms)  # noqa: E731
-    advised = proposed != identity and cost(after) < cost(before)
+    advised = proposed not in ((), identity) and cost(after) < cost(before)
     order = proposed if advised else identity
     if not advised:
         after = before
