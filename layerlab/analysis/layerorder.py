@@ -2,7 +2,7 @@
 
 A layer is reused by the next build only while every layer below it is unchanged, so a
 layer that changes often (``COPY app``) sitting below layers that never change
-(``RUN apt-get ...``) makes every build rebuild, push and pull those too.
+(``RUN apt-get ...``) makes every build rebuild those too, and every node pull them.
 :func:`layer_order_advice` proposes an order of the latest build's layers with the
 least often changed first, where the layers commute (:mod:`.commute`), and replays the
 series in that order to say what it would have saved.
@@ -314,6 +314,10 @@ def reordered_slots(image: Image, order: Sequence[int]) -> list[Slot]:
     return [source[src] for src in order]
 
 
+def _sent(measured: Sequence[Measured]) -> int:
+    return sum(m.pushed_bytes + m.pulled_bytes for m in measured)
+
+
 def _figures(m: Measured, layers: int) -> ReplayFigures:
     return ReplayFigures(m.reused, layers, m.pushed_bytes, m.pulled_bytes)
 
@@ -343,8 +347,7 @@ def layer_order_advice(images: Sequence[Image], *, workers: int | None = None) -
                         for image, m in zip(images, matched)])
 
     after = replay(proposed) if proposed not in ((), identity) else before
-    cost = lambda ms: sum(m.pushed_bytes + m.pulled_bytes for m in ms)  # noqa: E731
-    advised = proposed not in ((), identity) and cost(after) < cost(before)
+    advised = proposed not in ((), identity) and _sent(after) < _sent(before)
     order = proposed if advised else identity
     if not advised:
         after = before
