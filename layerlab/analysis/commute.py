@@ -16,10 +16,10 @@ own path too. Layers X and Y do **not** commute when, one way round or the other
 4. **hard link**: X has a hard link whose target is a path Y has an entry at.
 
 Every other pair commutes: their paths are disjoint apart from identical directories,
-and neither deletes or hides what the other writes. The rule refuses every pair that
-:func:`layerlab.mutate.plan.commute_conflicts` (what ``layerlab.rewrite`` checks)
-refuses, and a few more: it counts marker entries as paths, so two layers whiting out
-the same path, or a marker under the other layer's file, do not commute either.
+and neither deletes or hides what the other writes. Marker entries count as paths, so
+two layers whiting out the same path do not commute either (stricter than needed, never
+looser). ``layerlab.rewrite`` checks its ``reorder`` with this rule, and the layer-order
+advice proposes only orders it allows.
 """
 
 from __future__ import annotations

@@ -4,27 +4,19 @@ Layer indexes are 0-based, oldest first, as ``layerlab history`` numbers them. A
 first groups layers (``merge`` runs, a ``target`` count from :func:`layer_advice`, or
 ``squash``: one group), then puts the groups in ``reorder`` order.
 
-**Commute rule** (:func:`commute_conflicts`): two layers may change places only when
-applying them in either order gives the same filesystem, which holds when neither
-touches what the other touches:
-
-* a path written by both is a conflict, except a directory both write with the same
-  mode, owner and mtime;
-* a path written by one under a non-directory path written by the other (a file, or a
-  symlink that the tar path would traverse) is a conflict;
-* a whiteout or opaque marker of one hiding a path the other writes (the path itself
-  or anything under it) is a conflict;
-* a hard link in one whose target the other writes is a conflict.
+Layers move only where they commute, by the rule of :mod:`layerlab.analysis.commute`
+(the one the layer-order advice uses too).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from ..analysis.commute import LayerPaths, conflict
 from ..errors import RewriteError
 from ..tarstream import TarEntry
 
-__all__ = ["layer_groups", "check_order", "commute_conflicts"]
+__all__ = ["layer_groups", "check_order"]
 
 
 def layer_groups(n: int, *, merge: Sequence[Sequence[int]] | None = None,
@@ -71,62 +63,12 @@ def check_order(order: Sequence[int], entries: Sequence[Sequence[TarEntry]]) -> 
         raise RewriteError(f"reorder must list each of the {n} layers 0..{n - 1} once, "
                            f"got {list(order)}")
     rank = {group: place for place, group in enumerate(order)}
+    paths = [LayerPaths.of(layer_entries) for layer_entries in entries]
     for a in range(n):
         for b in range(a + 1, n):
             if rank[a] < rank[b]:
                 continue
-            conflicts = commute_conflicts(entries[a], entries[b])
-            if conflicts:
-                shown = ", ".join(conflicts[:3]) + (" ..." if len(conflicts) > 3 else "")
-                raise RewriteError(f"layers {a} and {b} do not commute ({len(conflicts)} "
-                                   f"shared paths: {shown}); they keep their order")
-
-
-def _touches(entries: Sequence[TarEntry]) -> tuple[dict[str, TarEntry], set[str], set[str]]:
-    """``(written path -> entry, hidden paths, hard-link targets)`` of one layer."""
-    written: dict[str, TarEntry] = {}
-    hidden: set[str] = set()
-    links: set[str] = set()
-    for e in entries:
-        if e.whiteout is not None:
-            hidden.add(e.whiteout)
-            continue
-        written[e.path] = e
-        if e.type == "hardlink":
-            links.add(e.linkname)
-    return written, hidden, links
-
-
-def _same_directory(a: TarEntry, b: TarEntry) -> bool:
-    return (a.type == b.type == "dir" and a.mode == b.mode and a.uid == b.uid
-            and a.gid == b.gid and a.mtime == b.mtime)
-
-
-def _ancestors(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _one_way(written: dict[str, TarEntry], hidden: set[str], links: set[str],
-             other: dict[str, TarEntry]) -> list[str]:
-    """Conflicts of a layer's own whiteouts, links and non-directories with ``other``'s
-    writes (the shared-path check is done once, by the caller)."""
-    out = []
-    blockers = {p for p, e in written.items() if e.type != "dir"} | hidden
-    for path in other:
-        if path in hidden or path in links:
-            out.append(path)
-        elif any(parent in blockers for parent in _ancestors(path)):
-            out.append(path)
-    return out
-
-
-def commute_conflicts(a: Sequence[TarEntry], b: Sequence[TarEntry]) -> list[str]:
-    """The paths that stop layers ``a`` and ``b`` (entry lists) from changing places,
-    sorted (empty: they commute; the rule is in the module docstring)."""
-    wa, ha, la = _touches(a)
-    wb, hb, lb = _touches(b)
-    found = {p for p in wa.keys() & wb.keys() if not _same_directory(wa[p], wb[p])}
-    found.update(_one_way(wa, ha, la, wb))
-    found.update(_one_way(wb, hb, lb, wa))
-    return sorted(found)
+            reason = conflict(paths[a], paths[b])
+            if reason is not None:
+                raise RewriteError(f"layers {a} and {b} do not commute ({reason}); "
+                                   "they keep their order")
