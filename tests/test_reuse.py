@@ -1,5 +1,5 @@
 """Build-to-build reuse and layer-order advice over deterministic series of builds
-(tests/reuse_images.py), with expected figures computed from the writer's own layer
+(layerlab/samples/builds.py), with expected figures computed from the writer's own layer
 sizes; the advice is produced with ``layerlab.rewrite`` and measured again."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from reuse_images import BUILDS, layer_sizes, write_series
+from layerlab.samples.builds import BUILDS, layer_sizes, write_series
 
 import layerlab
 from layerlab.analysis.layerorder import layer_order_advice

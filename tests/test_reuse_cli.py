@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from reuse_images import write_series
+from layerlab.samples.builds import write_series
 
 import layerlab
 from layerlab.cli import main

@@ -1,5 +1,6 @@
-"""Deterministic series of CI builds for the build-reuse tests, made with the sample
-images' writer: one docker-save archive (uncompressed layers) per build.
+"""Deterministic series of CI builds (for ``layerlab reuse``, its tests and the
+workshop's layer-order exercise), made with the sample images' writer: one docker-save
+archive (uncompressed layers) per build.
 
 ``series`` (the layer-order advice case), 5 builds of 5 layers::
 
@@ -20,8 +21,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from layerlab.samples.defs import START, Step, build, exe, file, text
-from layerlab.samples.imagewriter import Entry, Image, write_docker_archive
+from .defs import START, Step, build, exe, file, text
+from .imagewriter import Entry, Image, write_docker_archive
 
 BUILDS = 5
 
