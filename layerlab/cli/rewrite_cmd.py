@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     with rewrite(image, merge=args.merge, target=args.target, squash=args.squash,
                  exclude=exclude, reorder=args.reorder, timestamp=timestamp,
                  compression=args.compression, level=args.level,
-                 workdir=args.workdir) as result:
+                 workdir=args.workdir,
+                 progress=not args.quiet and not args.json) as result:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             written = result.copy(args.destination, progress=not args.quiet and not args.json,

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Sequence
 
 from .. import mediatypes as mt
@@ -153,7 +153,8 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
             target: int | None = None, squash: bool = False, exclude: Sequence[str] = (),
             reorder: Sequence[int] | None = None, timestamp: int | None = None,
             compression: str | None = None, level: int | None = None,
-            workdir: str | None = None, workers: int | None = None) -> RewriteResult:
+            workdir: str | None = None, workers: int | None = None,
+            progress: bool = False) -> RewriteResult:
     """Rewrite ``image`` (an :class:`Image` or any reference); return a
     :class:`RewriteResult` whose ``image`` holds the new layers.
 
@@ -173,7 +174,8 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
       compression.
 
     New blobs go to ``workdir`` (default: a new temporary directory, removed by
-    :meth:`RewriteResult.cleanup`), ``workers`` layers at a time (default: one per CPU).
+    :meth:`RewriteResult.cleanup`), ``workers`` layers at a time (default: one per CPU);
+    ``progress`` shows a bar of the layers done.
     """
     if isinstance(image, str):
         from ..sources import open_image
@@ -266,9 +268,19 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
         return number, new, what
 
     by_size = sorted(jobs, key=lambda j: -sum(layers[i].size for i in j[2]))
+    bar = None
+    if progress and any(job[0] != "keep" for job in jobs):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), unit="layer", desc="rewrite", leave=False)
+    done: dict[int, tuple[Layer, str]] = {}
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="rewrite") as pool:
-            done = {number: (layer, what) for number, layer, what in pool.map(run, by_size)}
+            for future in as_completed([pool.submit(run, job) for job in by_size]):
+                number, layer, what = future.result()
+                done[number] = (layer, what)
+                if bar is not None:
+                    bar.update(1)
     except BaseException:  # nothing of a failed rewrite stays behind
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -277,6 +289,9 @@ def rewrite(image: Image | str, *, merge: Sequence[Sequence[int]] | None = None,
                 if os.path.exists(path):
                     os.unlink(path)
         raise
+    finally:
+        if bar is not None:
+            bar.close()
     out_layers = [done[number][0] for number in order]
     new_image = _assemble(image, out_layers, [groups[n] for n in order], timestamp, oci)
     changes = tuple(LayerChange(position, tuple(groups[number]), done[number][1],
