@@ -284,3 +284,21 @@ def test_a_corrupt_layer_fails_the_rewrite_and_leaves_no_blob(samples, tmp_path,
     with pytest.raises(layerlab.errors.DigestMismatchError, match="digest mismatch"):
         layerlab.rewrite(f"docker-archive:{archive}", workdir=str(work), **options)
     assert [p.name for p in (work / "blobs").iterdir()] == []
+
+
+def test_rewrite_from_a_registry_to_the_registry_sends_only_new_layers(samples, tmp_path):
+    from layerlab.registry import LocalRegistry
+
+    with LocalRegistry(tmp_path / "registry") as registry:
+        layerlab.push(f"oci:{samples}/oci/family:app24", f"{registry.host}/app:24", progress=False,
+                      cache=False)
+        source = layerlab.open_image(f"docker://{registry.host}/app:24", plain_http=True)
+        with layerlab.rewrite(source, target=14) as result:
+            pushed = result.copy(f"docker://{registry.host}/app:14", plain_http=True, cache=False)
+        new = {str(c.layer.digest) for c in result.changes if c.action == "merged"}
+        outcomes = {layer["digest"]: layer["outcome"] for layer in pushed.to_json()["layers"]}
+        assert {d for d, o in outcomes.items() if o == "pushed"} == new and len(new) == 8
+        assert {o for d, o in outcomes.items() if d not in new} == {"exists"}
+        pulled = layerlab.open_image(f"docker://{registry.host}/app:14", plain_http=True)
+        assert pulled.digest == result.image.digest
+        assert _files_diff(source, pulled) == NO_CHANGE
