@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "calibrate": "layerlab.simulator",
     "validate": "layerlab.simulator",
     "SimulationResult": "layerlab.simulator",
+    "simulate_pull": "layerlab.simulator", "PullResult": "layerlab.simulator",
     # errors
     "LayerlabError": "layerlab.errors",
 }

@@ -9,7 +9,9 @@ the same :class:`~layerlab.pusher.PushProfile` values the real pusher uses.
 * :func:`sweep` - a grid of scenarios -> :class:`SweepResult`;
 * :func:`calibrate` - measure this machine -> :class:`MachineProfile` (saved, reusable);
 * :func:`validate` - real pushes to the local registry vs predictions;
-* :func:`seed_story` - the seed post's 100 s -> 20 s, step by step.
+* :func:`seed_story` - the seed post's 100 s -> 20 s, step by step;
+* :func:`simulate_pull` - the pull side: one pull -> :class:`PullResult`;
+  :func:`validate_pull` - real pulls (``layerlab copy``, skopeo) vs predictions.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "LayerSpec", "Network", "RegistrySettings", "MachineProfile", "DEFAULT_MACHINE",
     "layer_specs", "layers_from_image", "relayer", "overlay", "load_machine",
     "default_machine_path",
+    "simulate_pull", "PullResult", "PullLayer", "PullProfile", "Node", "validate_pull",
 ]
 
 _LAZY = {
@@ -37,6 +40,8 @@ _LAZY = {
     "ValidationResult": "layerlab.simulator.validation",
     "seed_story": "layerlab.simulator.scenarios",
     "StoryResult": "layerlab.simulator.scenarios",
+    **dict.fromkeys(("simulate_pull", "PullLayer", "PullProfile", "Node"), "layerlab.simulator.pull"),
+    "PullResult": "layerlab.simulator.pull_result", "validate_pull": "layerlab.simulator.pull_validation",
 }
 
 

@@ -41,7 +41,8 @@ from typing import Callable, Sequence
 
 from .machine import DEFAULT_MACHINE, MachineProfile
 
-__all__ = ["calibrate", "typical_content", "DEFAULT_KEYS", "QUICK_KEYS"]
+__all__ = ["calibrate", "typical_content", "DEFAULT_KEYS", "QUICK_KEYS",
+           "measure_decompression", "measure_fsync"]
 
 DEFAULT_KEYS = ("isal-1", "isal-2", "isal-3", "zlib-1", "zlib-6", "zlib-9", "zstd-3")
 QUICK_KEYS = ("isal-1", "zlib-6", "zstd-3")  # the profiles' own settings
@@ -177,6 +178,53 @@ def measure_disk(data: bytes, repeat: int, directory: str | None = None) -> floa
     finally:
         os.unlink(path)
     return 2 * len(data) / seconds
+
+
+def measure_decompression(data: bytes, repeat: int) -> dict[str, float]:
+    """Bytes/s of uncompressed output decompressing ``data`` compressed as gzip (ISA-L
+    level 1, what the pusher writes) and zstd (level 3), through layerlab's own reading
+    path (:func:`layerlab.blobio.decompressed`, 1 MiB reads): the best of ``repeat``."""
+    import io
+
+    from ..blobio import decompressed
+
+    rates = {}
+    for compression in ("gzip", "zstd"):
+        try:
+            if compression == "gzip":
+                from isal import igzip
+
+                blob = igzip.compress(data, 1)
+            else:
+                import zstandard
+
+                blob = zstandard.ZstdCompressor(level=3).compress(data)
+        except ImportError:  # pragma: no cover - engine not installed
+            continue
+
+        def run(blob: bytes = blob, compression: str = compression) -> None:
+            with decompressed(io.BytesIO(blob), compression, "calibration") as stream:
+                while stream.read(1 << 20):
+                    pass
+        rates[compression] = len(data) / _best_time(run, repeat)
+    return rates
+
+
+def measure_fsync(data: bytes, repeat: int, directory: str | None = None) -> float:
+    """Bytes/s of ``fsync`` after writing ``data`` to a new file (median of ``repeat``:
+    a flush waits for the device, which other work on the machine shares)."""
+    times = []
+    for attempt in range(repeat):
+        fd, path = tempfile.mkstemp(prefix="layerlab-calibrate-", dir=directory)
+        try:
+            os.write(fd, data)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+    return len(data) / max(1e-6, statistics.median(times))
 
 
 _PROBE_DATA: list[bytes] = []
@@ -392,6 +440,8 @@ def calibrate(quick: bool = True, registry: bool = True, keys: Sequence[str] | N
         "ratio": {**DEFAULT_MACHINE.ratio, **ratios},
         "sha256_rate": measure_sha256(sample * (2 if quick else 4), repeat),
         "disk_rate": measure_disk(sample * (4 if quick else 8), repeat),
+        "decompress_rate": measure_decompression(sample, repeat),
+        "fsync_rate": measure_fsync(sample * (4 if quick else 8), repeat),
         "client_request_overhead": 0.0,
         "probe_rate": probe_rate,
         "probe_parallelism": probe_parallelism,

@@ -37,6 +37,12 @@ def compression_key(compression: str, engine: str, level: int) -> str:
     return f"{engine}-{level}"
 
 
+DEFAULT_DECOMPRESS_RATE: Mapping[str, float] = MappingProxyType({
+    "gzip": 600 * MB, "zstd": 900 * MB})
+"""Decompression speeds (bytes/s of output, one core) when a profile has none: ISA-L
+igzip and zstandard on this project's 2-core machine kind (typical image content)."""
+
+
 def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
     return MappingProxyType(dict(mapping))
 
@@ -83,6 +89,15 @@ class MachineProfile:
     * ``disk_rate``: bytes/s of local temporary-file writes and reads;
     * ``cpu_capacity``: cores' worth of CPU the client really gets (0: ``cores``; less on
       a machine shared with other work);
+    * ``decompress_rate``: compression (``"gzip"``, ``"zstd"``) -> bytes/s of
+      *uncompressed output* one core decompresses (layerlab's own decompressors: ISA-L's
+      igzip, zstandard); formats missing here fall back to the shipped defaults (a pull
+      model only; profiles saved before it existed load with the defaults);
+    * ``fsync_rate``: bytes/s an ``fsync`` of freshly written data flushes (0: the
+      ``disk_rate``);
+    * ``registry_send_rate``: with the local registry's bandwidth limit on, the bytes/s
+      its sending loop would pass if the limit cost nothing (a pull then gets
+      ``1 / (1/bandwidth + 1/registry_send_rate)`` in all; ``inf``: free);
     * ``probe_rate``: what :func:`~layerlab.simulator.calibration.cpu_probe` measured at
       calibration (bytes/s), the reference :meth:`under_load` scales from;
       ``probe_parallelism`` the parallelism it found then (0: not measured).
@@ -108,6 +123,9 @@ class MachineProfile:
     registry_loop_rate: float = 800 * MB
     registry_cores: int = 1
     disk_rate: float = 1000 * MB
+    decompress_rate: Mapping[str, float] = field(default_factory=dict)
+    fsync_rate: float = 0.0
+    registry_send_rate: float = float("inf")
     cpu_capacity: float = 0.0
     probe_rate: float = 0.0
     probe_parallelism: float = 0.0
@@ -116,6 +134,8 @@ class MachineProfile:
     def __post_init__(self) -> None:
         object.__setattr__(self, "compress_rate", _frozen(self.compress_rate))
         object.__setattr__(self, "ratio", _frozen(self.ratio))
+        object.__setattr__(self, "decompress_rate",
+                           _frozen({**DEFAULT_DECOMPRESS_RATE, **self.decompress_rate}))
         if self.cores < 1:
             raise ValueError("a machine has at least one core")
 
@@ -140,6 +160,17 @@ class MachineProfile:
         """The typical ratio of compression ``key`` (nearest level, as above)."""
         return self._nearest(self.ratio, key)
 
+    def decompress_speed(self, compression: str) -> float:
+        """Bytes of uncompressed output per second on one core decompressing
+        ``compression`` (``"none"``: no work, ``inf``)."""
+        if compression == "none":
+            return float("inf")
+        try:
+            return self.decompress_rate[compression]
+        except KeyError:
+            raise KeyError(f"no decompression figure for {compression!r} in the machine "
+                           f"profile (known: {', '.join(sorted(self.decompress_rate))})") from None
+
     def with_options(self, **changes: Any) -> "MachineProfile":
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -162,6 +193,8 @@ class MachineProfile:
         return replace(
             self,
             compress_rate={k: v * factor for k, v in self.compress_rate.items()},
+            decompress_rate={k: v * factor for k, v in self.decompress_rate.items()},
+            registry_send_rate=self.registry_send_rate * factor,
             sha256_rate=self.sha256_rate * factor,
             registry_ingest_rate=self.registry_ingest_rate * factor,
             registry_reread_rate=self.registry_reread_rate * factor,
@@ -183,6 +216,7 @@ class MachineProfile:
         data = {f: getattr(self, f) for f in self.__dataclass_fields__}
         data["compress_rate"] = dict(self.compress_rate)
         data["ratio"] = dict(self.ratio)
+        data["decompress_rate"] = dict(self.decompress_rate)
         return {k: (None if isinstance(v, float) and v == float("inf") else v)
                 for k, v in data.items()}
 
