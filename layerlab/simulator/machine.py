@@ -96,8 +96,8 @@ class MachineProfile:
     * ``fsync_rate``: bytes/s an ``fsync`` of freshly written data flushes (0: the
       ``disk_rate``);
     * ``registry_send_rate``: with the local registry's bandwidth limit on, the bytes/s
-      its sending loop would pass if the limit cost nothing (a pull then gets
-      ``1 / (1/bandwidth + 1/registry_send_rate)`` in all; ``inf``: free);
+      its sending loop passes at most (a pull gets ``min(bandwidth, registry_send_rate)``:
+      the limit's schedule is absolute, so the loop's own time hides in its waits);
     * ``probe_rate``: what :func:`~layerlab.simulator.calibration.cpu_probe` measured at
       calibration (bytes/s), the reference :meth:`under_load` scales from;
       ``probe_parallelism`` the parallelism it found then (0: not measured).

@@ -10,7 +10,7 @@ it reads nothing; given an :class:`~layerlab.model.Image` it reads the manifest'
 The flow, for every client (:class:`PullProfile`):
 
 0. **start** - the client's fixed cost (a process starting, reading its policy...);
-1. **manifest**, then **config** - one GET each, one after the other (every client
+1. **manifest** (after a ``GET /v2/`` ping for clients that ask first), then **config** - one GET each, one after the other (every client
    reads the config, even on a warm node);
 2. **download** - the layers not on the node (:func:`layer_plan`), in manifest order,
    ``max_concurrent_downloads`` at a time: a GET (a round trip), then the body, its bytes
@@ -65,6 +65,8 @@ ZSTD_CHUNKED_FOOTER = 64
 """Bytes of a zstd:chunked footer (containers/storage's manifest footer)."""
 TOC_BYTES_PER_ENTRY = 100
 """Compressed TOC bytes per tar entry, when the layer does not say how big its TOC is."""
+PING_BYTES = 2
+"""Bytes of a registry's answer to ``GET /v2/`` (``{}``)."""
 MANIFEST_BYTES = 1000
 """Manifest and config bytes assumed when the image does not give them."""
 
@@ -144,6 +146,7 @@ class PullProfile:
     * ``lazy``: the client mounts eStargz / zstd:chunked layers lazily (TOC + files read);
       ``file_dedup``: files the node holds (by path) are not fetched (zstd:chunked in
       containers/storage); ``ranges_per_request``: ranges one GET carries;
+    * ``ping``: the client first asks ``GET /v2/`` (skopeo, Docker do);
     * ``start_cost``: fixed seconds per pull; ``request_cost``: client seconds per
       request; ``byte_cost``: client seconds per byte, all streams together (0: none).
     """
@@ -158,6 +161,7 @@ class PullProfile:
     lazy: bool = False
     file_dedup: bool = False
     ranges_per_request: int = 64
+    ping: bool = False
     start_cost: float = 0.0
     request_cost: float = 0.0
     byte_cost: float = 0.0
@@ -183,7 +187,7 @@ class PullProfile:
 
 PULL_PROFILES: Mapping[str, PullProfile] = {
     "docker": PullProfile(
-        "docker", 3, "chain", unpack=True, temp_file=True,
+        "docker", 3, "chain", unpack=True, temp_file=True, ping=True,
         description="dockerd: 3 downloads (--max-concurrent-downloads), each to a temporary "
                     "file, then extracted in layer order (decompress, diff_id, files)"),
     "containerd": PullProfile(
@@ -191,7 +195,7 @@ PULL_PROFILES: Mapping[str, PullProfile] = {
         description="containerd (CRI max_concurrent_downloads 3): blobs into the content "
                     "store, unpacked in layer order into snapshots"),
     "skopeo": PullProfile(
-        "skopeo", 6, "blob", unpack=False, temp_file=False, fsync=True,
+        "skopeo", 6, "blob", unpack=False, temp_file=False, fsync=True, ping=True,
         description="skopeo copy docker://... oci:DIR (containers/image: 6 parallel "
                     "copies, each blob hashed, synced and renamed; present blobs skipped)"),
     "layerlab": PullProfile(
@@ -448,21 +452,23 @@ class _Costs:
         self.network, self.machine, self.profile = network, machine, profile
 
     def request(self, nbytes: int, phase: str, layer: str, detail: str,
-                work: tuple[Component, ...] = (), requests: int = 1) -> Step:
+                work: tuple[Component, ...] = (), requests: int = 1, free: int = 0) -> Step:
         """One GET: a round trip plus the per-request costs (delay), then its answer's
-        bytes on the link with ``work`` pipelined."""
+        bytes on the link with ``work`` pipelined; ``free`` of them pass the link at once
+        (a token bucket's burst), the client's work still paces them."""
         m, p = self.machine, self.profile
         delay = requests * (self.network.rtt + m.registry_request_overhead
                             + m.client_request_overhead + p.request_cost)
-        components = (Component(("net",), float(nbytes), self.network.per_connection),) \
-            if nbytes else ()
+        on_link = max(0, nbytes - free)
+        components = (Component(("net",), float(on_link), self.network.per_connection),) \
+            if on_link else ()
         if nbytes and p.byte_cost > 0:
             components += (Component(("client",), nbytes * p.byte_cost),)
         return Step(phase, layer, components + tuple(work), delay=delay, bytes=nbytes,
                     requests=requests, detail=detail)
 
 
-def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan) -> Iterator[Step]:
+def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan, free: int = 0) -> Iterator[Step]:
     m, p = costs.machine, costs.profile
     name = layer.key
     if plan.lazy:
@@ -481,30 +487,54 @@ def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan) -> Iterator[Step
         work.append(Component(("cpu",), layer.size / m.sha256_rate, 1.0))
     if layer.size:
         work.append(Component(("disk",), float(layer.size)))
-    yield costs.request(layer.size, "download", name, "GET", tuple(work))
+    yield costs.request(layer.size, "download", name, "GET", tuple(work), free=free)
     if p.fsync and layer.size:
         rate = m.fsync_rate or m.disk_rate
         yield Step("sync", name, (Component(("sync",), layer.size / rate, 1.0),),
                    detail="fsync")
 
 
-def _worker(costs: _Costs, queue: deque[tuple[PullLayer, LayerPlan]]) -> Iterator[Step]:
+def _worker(costs: _Costs, queue: deque[tuple[PullLayer, LayerPlan]],
+            free: Mapping[int, int]) -> Iterator[Step]:
     while queue:
         layer, plan = queue.popleft()
-        yield from _download(costs, layer, plan)
+        yield from _download(costs, layer, plan, free.get(plan.index, 0))
 
 
 def _main(costs: _Costs, layers: Sequence[PullLayer], plans: Sequence[LayerPlan],
-          manifest_bytes: int, config_bytes: int) -> Iterator[Step | Parallel]:
+          manifest_bytes: int, config_bytes: int, burst: float = 0.0) -> Iterator[Step | Parallel]:
     p = costs.profile
     if p.start_cost > 0:
         yield Step("start", "image", delay=p.start_cost, detail="client start")
+    if p.ping:
+        yield costs.request(PING_BYTES, "manifest", "image", "GET /v2/")
     yield costs.request(manifest_bytes, "manifest", "image", "GET manifest")
     yield costs.request(config_bytes, "config", "image", "GET config")
     queue = deque((layers[pl.index], pl) for pl in plans if pl.download or pl.lazy)
     workers = min(p.max_concurrent_downloads, len(queue))
+    free = _burst_bytes(costs, burst, [pl for _, pl in queue], layers, workers)
     if workers:
-        yield Parallel(tuple(_worker(costs, queue) for _ in range(workers)))
+        yield Parallel(tuple(_worker(costs, queue, free) for _ in range(workers)))
+
+
+def _burst_bytes(costs: _Costs, burst: float, queue: Sequence[LayerPlan],
+                 layers: Sequence[PullLayer], workers: int) -> dict[int, int]:
+    """Bytes of each whole download that pass at once: a link enforced by a token bucket
+    on an absolute schedule lets a sender run up to ``burst`` seconds ahead of it, and
+    after the link was idle for ``g`` seconds, ``min(burst, g)`` seconds' worth pass at
+    once. One download at a time: each starts on a link idle for its request's delay;
+    several: only the first wave does, sharing it; the later ones start while the
+    others hold the link busy."""
+    network = costs.network
+    if burst <= 0 or math.isinf(network.bandwidth) or not queue:
+        return {}
+    m, p = costs.machine, costs.profile
+    idle = (network.rtt + m.registry_request_overhead + m.client_request_overhead
+            + p.request_cost)
+    credit = min(burst, idle) * network.bandwidth
+    wave = list(queue) if workers == 1 else list(queue)[:workers]
+    share = credit if workers == 1 else credit / len(wave)
+    return {pl.index: int(min(share, layers[pl.index].size)) for pl in wave if not pl.lazy}
 
 
 # -- results -----------------------------------------------------------------------------
@@ -528,6 +558,7 @@ def simulate_pull(
     files_read: Iterable[str] | None = None,
     manifest_bytes: int | None = None,
     config_bytes: int | None = None,
+    burst: float = 0.0,
     label: str = "",
 ) -> "PullResult":
     """Predict a pull of ``image`` (an Image, or :class:`PullLayer` values) by a client
@@ -535,8 +566,10 @@ def simulate_pull(
     (default cold) over ``network`` (or ``bandwidth``/``rtt``: ``"100 MB/s"``,
     ``"20 ms"``), on ``machine`` (a :class:`MachineProfile`, a path, ``"saved"`` or
     ``None`` for the shipped defaults). ``files_read``: the paths start-up reads (for
-    lazy clients and eStargz / zstd:chunked layers). With PullLayer inputs the result
-    depends on the arguments only."""
+    lazy clients and eStargz / zstd:chunked layers). ``burst``: seconds of the link's
+    rate a token bucket lets through at once after the link was idle (layerlab's
+    ``LocalRegistry`` bandwidth knob: ``layerlab.registry.app.BURST_SECONDS``; a real
+    link: 0). With PullLayer inputs the result depends on the arguments only."""
     from .pull_result import build_pull_result
 
     prof = get_pull_profile(profile)
@@ -562,12 +595,12 @@ def simulate_pull(
     costs = _Costs(network, mach, prof)
     capacity = {"net": network.bandwidth, "cpu": mach.cpu, "disk": mach.disk_rate,
                 "client": 1.0, "sync": 1.0}
-    records = run(_main(costs, layers, plans, manifest_bytes, config_bytes), capacity)
+    records = run(_main(costs, layers, plans, manifest_bytes, config_bytes, burst), capacity)
     extracts = _extracts(records, layers, plans, prof, mach)
     inputs = {"profile": prof.to_json(), "network": network.to_json(), "node": node.to_json(),
               "machine": mach.source, "layers": [layer.to_json() for layer in layers],
               "files_read": None if read is None else len(read),
-              "manifest_bytes": manifest_bytes, "config_bytes": config_bytes}
+              "manifest_bytes": manifest_bytes, "config_bytes": config_bytes, "burst": burst}
     return build_pull_result(records, extracts, layers, plans, inputs, label=label,
                              profile=prof.name)
 

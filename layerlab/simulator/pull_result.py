@@ -158,7 +158,8 @@ def _union(intervals: Sequence[tuple[float, float]]) -> float:
 
 
 def _on_network(record: Record) -> bool:
-    return any("net" in c.resources for c in record.step.components)
+    """A request's answer: its bytes came over the link (some perhaps in a burst)."""
+    return record.step.requests > 0 and record.step.bytes > 0
 
 
 def build_pull_result(records: Sequence[Record], extracts: Sequence["ExtractRecord"],
