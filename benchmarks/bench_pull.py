@@ -7,7 +7,8 @@ Image: ``big14`` of ``benchmarks/genimage.py`` at ``--scale`` (0.2 of the 780 MB
 about 156 MB of files in 14 layers), pushed to a ``LocalRegistry`` twice: gzip (ISA-L
 level 1) and zstd (level 3) layers. Calibration images (not the cases'): the sample
 images ``base.tar`` (2 tiny layers: each client's fixed cost) and ``app24.tar`` (24
-small layers: its cost per request), and ``big24`` at ``--scale / 2`` (its pace per byte).
+small layers: its cost per request), and ``big24`` at ``--scale`` (the same files in 24
+layers: its pace per byte).
 
 Grid: layerlab copy vs ``skopeo copy`` into an OCI layout, cold (empty) vs warm (the
 layout holds the lower half of the layers), gzip vs zstd, 50 MB/s, 200 MB/s and
@@ -42,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", nargs="+", default=["layerlab", "skopeo"])
     parser.add_argument("--quick", action="store_true",
                         help="a subset: gzip only, 50 MB/s and 200 MB/s at 10 ms (8 cases)")
+    parser.add_argument("--bandwidth", nargs="+", default=["50 MB/s", "200 MB/s", "unlimited"],
+                        help="bandwidths at 10 ms ('unlimited': no limit)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    bandwidths = [None if b == "unlimited" else b for b in args.bandwidth]
 
     from genimage import generate
 
@@ -55,13 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     samples = Path(samples_dir()) / "docker-archive"
     calibration = {"tiny": f"docker-archive:{samples / 'base.tar'}",
                    "many": f"docker-archive:{samples / 'app24.tar'}",
-                   "big": f"docker-archive:{generate(args.out, 'big24', args.scale / 2)}"}
+                   "big": f"docker-archive:{generate(args.out, 'big24', args.scale)}"}
     images = {"gzip": (image, "gzip"), "zstd": (image, "zstd")}
     if args.quick:
         cases = pull_grid(("gzip",), args.clients, ("cold", "warm"), ("50 MB/s", "200 MB/s"))
     else:
-        cases = (pull_grid(("gzip", "zstd"), args.clients, ("cold", "warm"),
-                           ("50 MB/s", "200 MB/s", None))
+        cases = (pull_grid(("gzip", "zstd"), args.clients, ("cold", "warm"), bandwidths)
                  + pull_grid(("gzip", "zstd"), args.clients, ("cold", "warm"), ("50 MB/s",),
                              ("40 ms",)))
     load_before = os.getloadavg()

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "copy": "layerlab.cli.copy_cmd",
     "rewrite": "layerlab.cli.rewrite_cmd",
     "simulate": "layerlab.cli.simulate_cmd",
+    "pull-cost": "layerlab.cli.pullcost_cmd",
     "check": "layerlab.cli.check_cmd",
     "registry": "layerlab.cli.registry_cmd",
     "demo": "layerlab.cli.demo_cmd",

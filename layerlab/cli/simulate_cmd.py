@@ -47,6 +47,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "or a JSON path")
     p.add_argument("--events", action="store_true", help="also print every event")
     p.add_argument("--json", action="store_true", help="print JSON (shape in the module doc)")
+    p.add_argument("--pull", action="store_true",
+                   help="simulate a pull instead (as 'layerlab pull-cost'; --profile then "
+                        "names a pull client, default docker)")
+    from layerlab.cli.pullcost_cmd import add_pull_options
+
+    add_pull_options(p, profile_default=None)
     return p
 
 
@@ -80,6 +86,12 @@ def _seed(args) -> int:
 
 
 def run(args) -> int:
+    if args.pull:
+        from layerlab.cli.pullcost_cmd import run_pull
+
+        if args.workers is not None and args.jobs is None:
+            args.jobs = args.workers
+        return run_pull(args, "docker" if args.profile == "fast" else args.profile)
     if args.ref == "seed":
         return _seed(args)
     from layerlab.cli.output import print_json, print_table

@@ -5,7 +5,7 @@ this process, its ``bandwidth`` and ``latency`` knobs emulating a WAN) into a fr
 layout, by a client in a child process:
 
 * ``layerlab`` - ``layerlab.copy("docker://HOST/REPO:TAG", "oci:DIR:TAG")`` timed inside
-  the child (the import is not the pull's);
+  the child (importing layerlab and the modules a copy uses is not the pull's);
 * ``skopeo`` - ``skopeo copy --src-tls-verify=false docker://... oci:DIR:TAG``, the
   process's wall time.
 
@@ -56,6 +56,9 @@ REPOSITORY = "validate/pull"
 _LAYERLAB_CHILD = """
 import json, sys, time
 import layerlab
+import layerlab.pusher.api, layerlab.pusher.local, layerlab.sources.writers  # noqa: E401
+import layerlab.sources.remote.session, layerlab.sources.remote.image  # noqa: E401
+import requests
 t0 = time.perf_counter()
 result = layerlab.copy(sys.argv[1], sys.argv[2], progress=False, cache=False)
 print(json.dumps({"seconds": time.perf_counter() - t0}))
@@ -300,7 +303,7 @@ def _push(registry: Any, image: Any, repository: str, compression: str | None = 
 def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
                   cases: Sequence[PullCase] | None = None, workdir: str | None = None,
                   repeat: int = 3, on_case: Callable[[Mapping[str, Any]], None] | None = None,
-                  machine: MachineProfile = DEFAULT_MACHINE) -> PullValidationResult:
+                  machine: MachineProfile | None = None) -> PullValidationResult:
     """Pull and simulate every case; return predicted vs measured.
 
     ``images``: label -> ``(image, compression)`` with an Image or reference and
@@ -308,10 +311,15 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
     ``image``); ``calibration``: ``{"tiny": image, "many": image, "big": image}`` for
     :func:`calibrate_clients` (images other than the cases'). Each case is measured
     ``repeat`` times, in rounds over all cases, and counts its median; ``on_case(row)``
-    is called for each case at the end.
+    is called for each case at the end. ``machine``: the profile to start from (default:
+    a quick calibration of this machine: hashing, disk, fsync, decompression).
     """
     from ..registry import LocalRegistry
     from ..sources import open_image
+    from .calibration import calibrate
+
+    if machine is None:
+        machine = calibrate(quick=True, registry=False, save=False)
 
     def opened(value: Any) -> Any:
         return open_image(value) if isinstance(value, str) else value
