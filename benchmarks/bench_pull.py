@@ -12,8 +12,12 @@ layers: its pace per byte).
 
 Grid: layerlab copy vs ``skopeo copy`` into an OCI layout, cold (empty) vs warm (the
 layout holds the lower half of the layers), gzip vs zstd, 50 MB/s, 200 MB/s and
-unlimited at 10 ms latency, plus 50 MB/s at 40 ms. Each case is measured ``--repeat``
-times (in rounds over the cases; the median counts), the clients in child processes.
+unlimited at 10 ms latency, plus 50 MB/s at 40 ms; and ``layerlab copy`` into a
+docker-archive (every layer decompressed while downloaded: gzip vs zstd decompression on
+the measured path) at 200 MB/s and unlimited, cold. Each case is measured ``--repeat``
+times (in rounds over the cases), the clients in child processes; a CPU probe before
+each pull scales the prediction of that run to the machine as it is (shared, its speed
+drifts), and each case counts the median of its runs' errors.
 
 Prints one row per case (measured s, predicted s, error, bytes measured = predicted),
 the median and worst absolute error and the load average before and after.
@@ -45,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a subset: gzip only, 50 MB/s and 200 MB/s at 10 ms (8 cases)")
     parser.add_argument("--bandwidth", nargs="+", default=["50 MB/s", "200 MB/s", "unlimited"],
                         help="bandwidths at 10 ms ('unlimited': no limit)")
+    parser.add_argument("--no-archive", dest="archive", action="store_false",
+                        help="leave out the layerlab copy -> docker-archive cases")
+    parser.add_argument("--no-load-probe", dest="load_probe", action="store_false",
+                        help="predict every run on the machine as calibrated")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     bandwidths = [None if b == "unlimited" else b for b in args.bandwidth]
@@ -67,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         cases = (pull_grid(("gzip", "zstd"), args.clients, ("cold", "warm"), bandwidths)
                  + pull_grid(("gzip", "zstd"), args.clients, ("cold", "warm"), ("50 MB/s",),
                              ("40 ms",)))
+        if args.archive:
+            cases += pull_grid(("gzip", "zstd"), ("layerlab-archive",), ("cold",),
+                               [b for b in bandwidths if b != "50 MB/s"])
     load_before = os.getloadavg()
     started = time.perf_counter()
 
@@ -75,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {row['case']:<40} measured {row['measured']:7.3f} s  predicted "
                   f"{row['predicted']:7.3f} s  {row['error']:+6.1%}", file=sys.stderr, flush=True)
 
-    result = validate_pull(images, calibration, cases, repeat=args.repeat, on_case=progress)
+    result = validate_pull(images, calibration, cases, repeat=args.repeat, on_case=progress,
+                           load_probe=args.load_probe)
     load_after = os.getloadavg()
     summary = {"median_abs_error": result.median_abs_error,
                "worst_abs_error": result.worst_abs_error,

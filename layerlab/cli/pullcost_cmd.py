@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import argparse
 
-PROFILES = ("docker", "containerd", "skopeo", "layerlab", "stargz", "podman-chunked")
+PROFILES = ("docker", "containerd", "skopeo", "layerlab", "layerlab-archive", "stargz",
+            "podman-chunked")
 
 
 def add_pull_options(p: argparse.ArgumentParser, profile_default: str | None = "docker") -> None:

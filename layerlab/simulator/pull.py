@@ -136,13 +136,16 @@ class PullProfile:
     """How a client pulls.
 
     * ``max_concurrent_downloads``: layers downloading at once;
-    * ``dedup``: ``"blob"`` (skip a layer whose stored digest the destination holds) or
-      ``"chain"`` (skip the download when the digest is known, the extract when the
-      layer's chain is unpacked; see :func:`layer_plan`);
+    * ``dedup``: ``"blob"`` (skip a layer whose stored digest the destination holds),
+      ``"chain"`` (Docker: skip the layer when its digest is known and its chain
+      unpacked) or ``"content"`` (containerd: skip the download when the blob is in the
+      content store, the extract when the chain is unpacked); see :func:`layer_plan`;
     * ``unpack``: ``True`` when the client extracts layers (in order, after download);
       ``temp_file``: downloads go to a temporary file read back when extracting;
     * ``verify``: the stored bytes are hashed while downloaded; ``fsync``: each blob is
-      flushed to disk before it counts;
+      flushed to disk before it counts; ``inline_decompress``: the download is
+      decompressed, its diff_id hashed and the uncompressed tar written while it streams
+      (``layerlab copy docker://... docker-archive:FILE``);
     * ``lazy``: the client mounts eStargz / zstd:chunked layers lazily (TOC + files read);
       ``file_dedup``: files the node holds (by path) are not fetched (zstd:chunked in
       containers/storage); ``ranges_per_request``: ranges one GET carries;
@@ -158,6 +161,7 @@ class PullProfile:
     temp_file: bool = True
     verify: bool = True
     fsync: bool = False
+    inline_decompress: bool = False
     lazy: bool = False
     file_dedup: bool = False
     ranges_per_request: int = 64
@@ -170,8 +174,8 @@ class PullProfile:
     def __post_init__(self) -> None:
         if self.max_concurrent_downloads < 1:
             raise ValueError("max_concurrent_downloads must be at least 1")
-        if self.dedup not in ("blob", "chain"):
-            raise ValueError(f"dedup must be 'blob' or 'chain', not {self.dedup!r}")
+        if self.dedup not in ("blob", "chain", "content"):
+            raise ValueError(f"dedup must be 'blob', 'chain' or 'content', not {self.dedup!r}")
         if self.ranges_per_request < 1:
             raise ValueError("ranges_per_request must be at least 1")
 
@@ -191,7 +195,7 @@ PULL_PROFILES: Mapping[str, PullProfile] = {
         description="dockerd: 3 downloads (--max-concurrent-downloads), each to a temporary "
                     "file, then extracted in layer order (decompress, diff_id, files)"),
     "containerd": PullProfile(
-        "containerd", 3, "chain", unpack=True, temp_file=True,
+        "containerd", 3, "content", unpack=True, temp_file=True,
         description="containerd (CRI max_concurrent_downloads 3): blobs into the content "
                     "store, unpacked in layer order into snapshots"),
     "skopeo": PullProfile(
@@ -202,12 +206,16 @@ PULL_PROFILES: Mapping[str, PullProfile] = {
         "layerlab", 1, "blob", unpack=False, temp_file=False,
         description="layerlab copy docker://... oci:DIR: one blob at a time, hashed while "
                     "written; a blob already there with its size is skipped"),
+    "layerlab-archive": PullProfile(
+        "layerlab-archive", 1, "blob", unpack=False, temp_file=False, inline_decompress=True,
+        description="layerlab copy docker://... docker-archive:FILE: one layer at a time, "
+                    "decompressed while downloaded (diff_id checked), written uncompressed"),
     "stargz": PullProfile(
-        "stargz", 3, "chain", unpack=True, temp_file=True, lazy=True, ranges_per_request=1,
+        "stargz", 3, "content", unpack=True, temp_file=True, lazy=True, ranges_per_request=1,
         description="containerd with the stargz snapshotter: eStargz / zstd:chunked layers "
                     "mounted lazily (TOC, then each file read); others as containerd"),
     "podman-chunked": PullProfile(
-        "podman-chunked", 6, "chain", unpack=True, temp_file=False, lazy=True,
+        "podman-chunked", 6, "content", unpack=True, temp_file=False, lazy=True,
         file_dedup=True, ranges_per_request=64,
         description="podman / containers/storage with zstd:chunked: only missing files "
                     "fetched (multi-range GETs), files the node holds reused"),
@@ -243,7 +251,8 @@ def chain_ids(layers: Sequence[PullLayer]) -> list[str]:
 class Node:
     """What a node already holds before the pull.
 
-    * ``layers``: digests or diff_ids the node holds (stored and unpacked);
+    * ``layers``: digests or diff_ids of layers the node holds unpacked (a digest: its
+      blob too; a diff_id alone: the unpacked layer, under a digest Docker cannot know);
     * ``blobs``: stored digests it holds (a content store, an OCI layout's blobs, Docker's
       digest metadata) without their being unpacked;
     * ``chains``: ChainIDs of unpacked layers (from :meth:`holding`);
@@ -269,7 +278,8 @@ class Node:
     def holding(cls, *images: "Image | Sequence[PullLayer]", layers: Iterable[str] = (),
                 files: Iterable[str] = (), label: str = "") -> "Node":
         """A node that pulled ``images`` before (each an Image or its PullLayer values):
-        their blobs, their chains, and the files of their layers when known."""
+        their blobs, their chains, and the files of their layers when known (PullLayer
+        ``files``; an Image's files are not read), plus ``layers`` and ``files`` given."""
         blobs: set[str] = set()
         chains: set[str] = set()
         paths: set[str] = set(files)
@@ -405,12 +415,12 @@ def layer_plan(layers: Sequence[PullLayer], node: Node, profile: PullProfile,
 
     * ``blob`` clients download a layer iff its digest is not in ``node.blobs`` or
       ``node.layers``; they never extract;
-    * ``chain`` clients: the layer's chain is unpacked when its ChainID is in
-      ``node.chains`` or every layer up to it is in ``node.layers`` (by digest or
-      diff_id); the digest is known when in ``node.blobs``/``node.layers``. Docker
-      downloads unless both hold (a chain present under an unknown digest is downloaded,
-      then found registered: no extract); containerd downloads unless the digest is
-      known, and extracts unless the chain is unpacked;
+    * ``chain`` and ``content`` clients: the layer's chain is unpacked when its ChainID
+      is in ``node.chains`` or every layer up to it is in ``node.layers`` (by digest or
+      diff_id); the digest is known when in ``node.blobs``/``node.layers``. ``chain``
+      (Docker) downloads unless both hold (a chain present under an unknown digest is
+      downloaded, then found registered: no extract); ``content`` (containerd)
+      downloads unless the digest is known, and extracts unless the chain is unpacked;
     * a lazy client with ``files_read`` fetches eStargz / zstd:chunked layers lazily
       (nothing when its chain is unpacked).
     """
@@ -436,7 +446,7 @@ def layer_plan(layers: Sequence[PullLayer], node: Node, profile: PullProfile,
                                    fetch_uncompressed=unc, files_fetched=fetched,
                                    files_reused=reused))
             continue
-        if profile.name == "containerd" or profile.lazy:  # content store + snapshots apart
+        if profile.dedup == "content":  # the content store and the snapshots apart
             plans.append(LayerPlan(i, download=not blob,
                                    extract=profile.unpack and not unpacked))
             continue
@@ -485,8 +495,14 @@ def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan, free: int = 0) -
     work: list[Component] = []
     if p.verify and layer.size:
         work.append(Component(("cpu",), layer.size / m.sha256_rate, 1.0))
-    if layer.size:
-        work.append(Component(("disk",), float(layer.size)))
+    written = layer.size
+    if p.inline_decompress and layer.uncompressed_size:
+        u = layer.uncompressed_size
+        work.append(Component(("cpu",), u / m.decompress_speed(layer.compression)
+                              + u / m.sha256_rate, 1.0))
+        written = u
+    if written:
+        work.append(Component(("disk",), float(written)))
     yield costs.request(layer.size, "download", name, "GET", tuple(work), free=free)
     if p.fsync and layer.size:
         rate = m.fsync_rate or m.disk_rate

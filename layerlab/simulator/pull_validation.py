@@ -7,7 +7,10 @@ layout, by a client in a child process:
 * ``layerlab`` - ``layerlab.copy("docker://HOST/REPO:TAG", "oci:DIR:TAG")`` timed inside
   the child (importing layerlab and the modules a copy uses is not the pull's);
 * ``skopeo`` - ``skopeo copy --src-tls-verify=false docker://... oci:DIR:TAG``, the
-  process's wall time.
+  process's wall time;
+* ``layerlab-archive`` - ``layerlab.copy(..., "docker-archive:FILE")``: every layer
+  decompressed while downloaded (its diff_id checked) and written uncompressed, which
+  puts the machine's decompression rates (gzip vs zstd) on the measured path (cold only).
 
 ``node``: ``cold`` (an empty directory) or ``warm`` - the layout holds the image already
 but the blobs of its upper half of layers were deleted (a node holding the base layers):
@@ -25,6 +28,7 @@ loop under its bandwidth limit (``registry_send_rate``) and its time per request
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -155,16 +159,18 @@ def run_client(client: str, host: str, repository: str, tag: str, destination: P
     target = f"oci:{destination}:{tag}"
     if client == "layerlab":
         command = _layerlab_command(source, target)
+    elif client == "layerlab-archive":
+        command = _layerlab_command(source, f"docker-archive:{destination}.tar")
     elif client == "skopeo":
         command = _skopeo_command(source, target)
     else:
-        raise ValueError(f"client must be layerlab or skopeo, not {client!r}")
+        raise ValueError(f"client must be layerlab, layerlab-archive or skopeo, not {client!r}")
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=_child_env(), check=False)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{client} pull of {source} failed: {done.stderr.strip()[-300:]}")
-    if client == "layerlab":
+    if client.startswith("layerlab"):
         return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
     return wall
 
@@ -185,6 +191,8 @@ def measure_pull(registry: Any, client: str, repository: str, tag: str, workdir:
     blobs ``drop`` removed. The knobs are set just for the measured pull."""
     destination = Path(tempfile.mkdtemp(prefix="pull-", dir=workdir)) / "layout"
     try:
+        if node == "warm" and client == "layerlab-archive":
+            raise ValueError("a docker-archive is written whole: no warm node for layerlab-archive")
         if node == "warm":
             run_client(client, registry.host, repository, tag, destination)
             _drop_blobs(destination, drop)
@@ -233,6 +241,9 @@ def calibrate_clients(registry: Any, images: Mapping[str, tuple[str, Sequence[Pu
     ``(repository, layers, manifest bytes, config bytes)`` of an image already in
     ``registry`` (tag ``v1``): the start from ``tiny``, the cost per request from
     ``many`` against ``tiny``, the cost per byte fitted to ``big``."""
+    from .calibration import cpu_probe
+
+    before = cpu_probe(0.2)
     repo, layers, _, _ = images["big"]
     blob = max(layers, key=lambda layer: layer.size)
     url = f"{registry.url}/v2/{repo}/blobs/{blob.digest}"
@@ -274,21 +285,28 @@ def calibrate_clients(registry: Any, images: Mapping[str, tuple[str, Sequence[Pu
         figures[client] = {"start_cost": start, "request_cost": request_cost,
                            "byte_cost": byte_cost,
                            **{f"{key}_seconds": value for key, value in times.items()}}
+    after = cpu_probe(0.2)
+    mach = mach.with_options(probe_rate=(before[0] + after[0]) / 2,
+                             probe_parallelism=(before[1] + after[1]) / 2)
+    figures["probe"] = [mach.probe_rate, mach.probe_parallelism]
     return mach, figures
 
 
-def calibrated_profile(client: str, figures: Mapping[str, Any]):
-    """The client's pull profile with its calibrated costs."""
+def calibrated_profile(client: str, figures: Mapping[str, Any], factor: float = 1.0):
+    """The client's pull profile with its calibrated costs, each times ``factor`` (the
+    machine slower than at calibration by that much)."""
     mine = figures[client]
     return get_pull_profile(client).with_options(
-        start_cost=mine["start_cost"], request_cost=mine.get("request_cost", 0.0),
-        byte_cost=mine["byte_cost"])
+        start_cost=mine["start_cost"] * factor,
+        request_cost=mine.get("request_cost", 0.0) * factor,
+        byte_cost=mine["byte_cost"] * factor)
 
 
 # -- the validation ----------------------------------------------------------------------
 def _push(registry: Any, image: Any, repository: str, compression: str | None = None) -> Any:
     """Push ``image`` (layers recompressed to ``compression`` when given) and open it
-    back from the registry: the image the clients pull."""
+    back from the registry: the image the clients pull, its layers' uncompressed sizes
+    taken from ``image`` (a registry does not tell them)."""
     from ..pusher import push
     from ..pusher.profiles import get_profile
     from ..sources import open_image
@@ -297,13 +315,20 @@ def _push(registry: Any, image: Any, repository: str, compression: str | None = 
     if compression == "zstd":
         profile = profile.with_options(compression="zstd", level=3)
     push(image, f"{registry.host}/{repository}:v1", profile=profile, progress=False, cache=False)
-    return open_image(f"docker://{registry.host}/{repository}:v1")
+    remote = open_image(f"docker://{registry.host}/{repository}:v1")
+    sizes = {layer.diff_id: (layer.uncompressed_size if layer.uncompressed_size is not None
+                             else layer.size if layer.compression == "none" else None)
+             for layer in image.layers}
+    layers = tuple(dataclasses.replace(layer, uncompressed_size=sizes.get(layer.diff_id))
+                   for layer in remote.layers)
+    return dataclasses.replace(remote, layers=layers)
 
 
 def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
                   cases: Sequence[PullCase] | None = None, workdir: str | None = None,
                   repeat: int = 3, on_case: Callable[[Mapping[str, Any]], None] | None = None,
-                  machine: MachineProfile | None = None) -> PullValidationResult:
+                  machine: MachineProfile | None = None,
+                  load_probe: bool = True) -> PullValidationResult:
     """Pull and simulate every case; return predicted vs measured.
 
     ``images``: label -> ``(image, compression)`` with an Image or reference and
@@ -313,10 +338,14 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
     ``repeat`` times, in rounds over all cases, and counts its median; ``on_case(row)``
     is called for each case at the end. ``machine``: the profile to start from (default:
     a quick calibration of this machine: hashing, disk, fsync, decompression).
+    ``load_probe``: a short CPU probe (:func:`~layerlab.simulator.calibration.cpu_probe`)
+    before each measured pull, and each run predicted on the machine as the probe found
+    it (the machine profile :meth:`~MachineProfile.under_load`, the clients' costs
+    scaled alike); the case's error is then the median of its runs' errors.
     """
     from ..registry import LocalRegistry
     from ..sources import open_image
-    from .calibration import calibrate
+    from .calibration import calibrate, cpu_probe
 
     if machine is None:
         machine = calibrate(quick=True, registry=False, save=False)
@@ -343,18 +372,22 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
         clients = sorted({case.client for case in cases})
         mach, figures = calibrate_clients(registry, cal, work, clients, repeat, machine)
         runs: list[list[tuple[float, int, int]]] = [[] for _ in cases]
+        probes: list[list[tuple[float, float]]] = [[] for _ in cases]
         for _ in range(max(1, repeat)):
             for i, case in enumerate(cases):
                 repo, layers, _, _ = pulled[case.image]
+                if load_probe:
+                    probes[i].append(cpu_probe(0.1))
                 runs[i].append(measure_pull(
                     registry, case.client, repo, "v1", work, case.node,
                     [layer.digest for layer in _upper_half(layers)],
                     parse_rate(case.bandwidth) if case.bandwidth else None,
                     parse_duration(case.latency)))
     rows = []
-    for case, measured in zip(cases, runs):
+    for i, (case, measured) in enumerate(zip(cases, runs)):
         repo, layers, manifest_bytes, config_bytes = pulled[case.image]
-        row = predict_case(case, layers, manifest_bytes, config_bytes, measured, mach, figures)
+        row = predict_case(case, layers, manifest_bytes, config_bytes, measured, mach, figures,
+                           probes[i])
         rows.append(row)
         if on_case is not None:
             on_case(row)
@@ -377,20 +410,36 @@ def case_network(case: PullCase, machine: MachineProfile) -> Network:
 
 def predict_case(case: PullCase, layers: Sequence[PullLayer], manifest_bytes: int,
                  config_bytes: int, runs: Sequence[tuple[float, int, int]],
-                 machine: MachineProfile, figures: Mapping[str, Any]) -> dict[str, Any]:
-    """The row of one case: the median of its runs against its simulation."""
+                 machine: MachineProfile, figures: Mapping[str, Any],
+                 probes: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+    """The row of one case: its runs against its simulation. With ``probes`` (one per
+    run) each run is predicted on the machine as its probe found it and the error is
+    the median of the runs' errors; otherwise the median run against one prediction."""
     node = (Node(layers=frozenset(layer.digest for layer in layers[:len(layers) // 2]),
                  label="warm") if case.node == "warm" else Node.cold())
-    result = simulate_pull(layers, node=node, network=case_network(case, machine),
-                           profile=calibrated_profile(case.client, figures), machine=machine,
-                           manifest_bytes=manifest_bytes, config_bytes=config_bytes,
-                           burst=BURST_SECONDS if case.bandwidth else 0.0, label=case.name)
+
+    def predict(on: MachineProfile, factor: float = 1.0):
+        return simulate_pull(layers, node=node, network=case_network(case, on),
+                             profile=calibrated_profile(case.client, figures, factor),
+                             machine=on, manifest_bytes=manifest_bytes,
+                             config_bytes=config_bytes,
+                             burst=BURST_SECONDS if case.bandwidth else 0.0, label=case.name)
+
     times = [run[0] for run in runs]
     measured = statistics.median(times)
+    if probes and machine.probe_rate > 0:
+        results = [predict(machine.under_load(rate, parallelism), machine.probe_rate / rate)
+                   for rate, parallelism in probes]
+        predicted = statistics.median(r.total for r in results)
+        error = statistics.median(r.total / t - 1 for r, t in zip(results, times))
+        result = results[0]
+        factors = [machine.probe_rate / rate for rate, _ in probes]
+    else:
+        result = predict(machine)
+        predicted, error, factors = result.total, result.total / measured - 1, []
     return {"case": case.name, "image": case.image, "client": case.client, "node": case.node,
             "bandwidth": case.bandwidth, "latency": case.latency,
-            "predicted": result.total, "measured": measured,
-            "error": result.total / measured - 1 if measured else 0.0, "runs": times,
+            "predicted": predicted, "measured": measured, "error": error, "runs": times,
             "bytes_predicted": result.bytes_downloaded, "bytes_measured": runs[0][1],
             "requests_predicted": result.requests, "requests_measured": runs[0][2],
-            "dominant_phase": result.dominant_phase}
+            "dominant_phase": result.dominant_phase, "slowdown": factors}
