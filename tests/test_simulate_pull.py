@@ -108,6 +108,19 @@ def test_extract_is_the_slower_of_cpu_and_disk():
     assert result.phases["download"]["critical"] == pytest.approx(100 / 150)
 
 
+def test_inline_decompression_paces_the_download():
+    # 100 MB of gzip (200 MB out) on an unlimited link: decompressing 200 MB at 100 MB/s
+    # and hashing the diff_id at 200 MB/s on one thread: 2 + 1 s; written at 400 MB/s
+    machine = BARE.with_options(sha256_rate=200 * MB, disk_rate=400 * MB)
+    profile = get_pull_profile("layerlab-archive")
+    result = pull(layers(100), network=Network(INF), profile=profile, machine=machine)
+    # the thread also hashes the 100 MB downloaded: 0.5 s more
+    assert result.total == pytest.approx(3.5)
+    zstd = pull(layers(100, compression="zstd"), network=Network(INF), profile=profile,
+                machine=machine)
+    assert zstd.total == pytest.approx(0.5 + 0.5 + 1.0)
+
+
 def test_fixed_and_per_request_costs_and_ping():
     profile = BLOB3.with_options(start_cost=0.1, request_cost=0.005, ping=True)
     result = pull(layers(100), network=Network(100 * MB, 0.01), profile=profile,
@@ -329,7 +342,7 @@ def test_cli_pull_cost_errors(capsys, samples, tmp_path):
 
 
 # -- a real pull through the validation code path -------------------------------------------------
-@pytest.mark.parametrize("client", ["layerlab", "skopeo"])
+@pytest.mark.parametrize("client", ["layerlab", "skopeo", "layerlab-archive"])
 def test_real_pull_bytes_and_requests(client, local_registry, samples, tmp_path):
     if client == "skopeo":
         require_tool("skopeo")
@@ -341,7 +354,9 @@ def test_real_pull_bytes_and_requests(client, local_registry, samples, tmp_path)
                    "t/app", "gzip")
     specs = pull_layers(remote)
     figures = {client: {"start_cost": 0.0, "byte_cost": 0.0}}
-    for node in ("cold", "warm"):
+    assert [layer.uncompressed_size for layer in specs] == [
+        layer.size for layer in open_image(f"docker-archive:{samples / 'docker-archive' / 'app14.tar'}").layers]
+    for node in ("cold",) if client == "layerlab-archive" else ("cold", "warm"):
         run = measure_pull(local_registry, client, "t/app", "v1", tmp_path, node,
                            [layer.digest for layer in specs[7:]], bandwidth=50e6, latency=0.001)
         row = predict_case(PullCase("gzip", client, node, "50 MB/s", "1 ms"), specs,

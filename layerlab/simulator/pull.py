@@ -493,14 +493,14 @@ def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan, free: int = 0) -
                                 work, requests=requests)
         return
     work: list[Component] = []
-    if p.verify and layer.size:
-        work.append(Component(("cpu",), layer.size / m.sha256_rate, 1.0))
+    hashing = layer.size / m.sha256_rate if p.verify else 0.0
     written = layer.size
-    if p.inline_decompress and layer.uncompressed_size:
+    if p.inline_decompress and layer.uncompressed_size:  # one thread does it all
         u = layer.uncompressed_size
-        work.append(Component(("cpu",), u / m.decompress_speed(layer.compression)
-                              + u / m.sha256_rate, 1.0))
+        hashing += u / m.decompress_speed(layer.compression) + u / m.sha256_rate
         written = u
+    if hashing > 0:
+        work.append(Component(("cpu",), hashing, 1.0))
     if written:
         work.append(Component(("disk",), float(written)))
     yield costs.request(layer.size, "download", name, "GET", tuple(work), free=free)
