@@ -15,9 +15,10 @@ layout holds the lower half of the layers), gzip vs zstd, 50 MB/s, 200 MB/s and
 unlimited at 10 ms latency, plus 50 MB/s at 40 ms; and ``layerlab copy`` into a
 docker-archive (every layer decompressed while downloaded: gzip vs zstd decompression on
 the measured path) at 200 MB/s and unlimited, cold. Each case is measured ``--repeat``
-times (in rounds over the cases), the clients in child processes; a CPU probe before
-each pull scales the prediction of that run to the machine as it is (shared, its speed
-drifts), and each case counts the median of its runs' errors.
+times (in rounds over the cases, each round after its own calibration, which predicts
+that round's runs), the clients in child processes; a CPU probe before each pull scales
+the prediction of that run to the machine as it is (shared, its speed drifts), and
+each case counts the median of its runs' errors.
 
 Prints one row per case (measured s, predicted s, error, bytes measured = predicted),
 the median and worst absolute error and the load average before and after.
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(result.rows)} cases, median of {args.repeat} runs each); load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after; "
           f"{summary['seconds']:.0f} s")
-    print("client calibration:", json.dumps(result.clients, default=str))
+    for n, figures in enumerate(result.clients.get("rounds", [])):
+        print(f"round {n} calibration:", json.dumps(figures, default=str))
     errors = [abs(r["error"]) for r in result.rows]
     print(f"cases within 10 %: {sum(e <= 0.10 for e in errors)}/{len(errors)}; "
           f"mean |error| {statistics.mean(errors):.1%}")

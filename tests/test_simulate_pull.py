@@ -319,6 +319,17 @@ def test_cli_pull_cost(capsys, samples, tmp_path):
     assert warm["inputs"]["profile"]["max_concurrent_downloads"] == 1
     assert main(["simulate", ref, *args, "--pull", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == cold["total"]
+    assert main(["simulate", ref, *args, "--pull", "--workers", "2", "--profile", "skopeo",
+                 "--json"]) == 0
+    aliased = json.loads(capsys.readouterr().out)
+    assert aliased["profile"] == "skopeo"
+    assert aliased["inputs"]["profile"]["max_concurrent_downloads"] == 2
+    app = f"docker-archive:{samples / 'docker-archive' / 'app-v1.tar'}"
+    assert main(["pull-cost", ref, *args, "--profile", "skopeo", "--node-has", base, app,
+                 "--json"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert both["inputs"]["node"]["label"] == "warm"
+    assert both["bytes_skipped"] >= warm["bytes_skipped"]
     listing = tmp_path / "read.txt"
     listing.write_text("etc/app.conf\n")
     assert main(["pull-cost", ref, *args, "--profile", "stargz", "--files-read",

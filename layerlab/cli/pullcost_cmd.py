@@ -32,8 +32,8 @@ PROFILES = ("docker", "containerd", "skopeo", "layerlab", "layerlab-archive", "s
 def add_pull_options(p: argparse.ArgumentParser, profile_default: str | None = "docker") -> None:
     """The options ``pull-cost`` and ``simulate --pull`` share (``--bandwidth``/``--rtt``
     belong to the caller)."""
-    p.add_argument("--node-has", action="append", default=[], metavar="REF",
-                   help="the node already pulled this image (repeatable)")
+    p.add_argument("--node-has", action="extend", nargs="+", default=[], metavar="REF",
+                   help="the node already pulled these images (repeatable)")
     p.add_argument("--node-layers", default="",
                    help="digests or diff_ids the node holds, comma-separated")
     p.add_argument("--jobs", type=int, help="parallel downloads (overrides the profile)")

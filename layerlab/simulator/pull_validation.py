@@ -23,7 +23,8 @@ cases': each client's fixed cost from pulls of a tiny image, its cost per reques
 an image of many small layers, its pace per byte from pulls of an image of a few large
 layers (a fit: the model reproduces those pulls), the registry's sending
 loop under its bandwidth limit (``registry_send_rate``) and its time per request, from
-``curl`` GETs. Every figure is the median of ``repeat`` runs.
+``curl`` GETs. Every figure is the median of ``repeat`` runs; the validation calibrates
+again before each round of cases, and predicts that round's runs with it.
 """
 
 from __future__ import annotations
@@ -327,16 +328,18 @@ def _push(registry: Any, image: Any, repository: str, compression: str | None = 
 def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
                   cases: Sequence[PullCase] | None = None, workdir: str | None = None,
                   repeat: int = 3, on_case: Callable[[Mapping[str, Any]], None] | None = None,
-                  machine: MachineProfile | None = None,
-                  load_probe: bool = True) -> PullValidationResult:
+                  machine: MachineProfile | None = None, load_probe: bool = True,
+                  calibration_repeat: int = 2) -> PullValidationResult:
     """Pull and simulate every case; return predicted vs measured.
 
     ``images``: label -> ``(image, compression)`` with an Image or reference and
     ``"gzip"``/``"zstd"`` for how the registry stores its layers (labels are the cases'
     ``image``); ``calibration``: ``{"tiny": image, "many": image, "big": image}`` for
     :func:`calibrate_clients` (images other than the cases'). Each case is measured
-    ``repeat`` times, in rounds over all cases, and counts its median; ``on_case(row)``
-    is called for each case at the end. ``machine``: the profile to start from (default:
+    ``repeat`` times, in rounds over all cases, each round after its own calibration
+    (``calibration_repeat`` pulls per figure) whose figures predict that round's runs;
+    a case counts the median of its runs' errors; ``on_case(row)`` is called for each
+    case at the end. ``machine``: the profile to start from (default:
     a quick calibration of this machine: hashing, disk, fsync, decompression).
     ``load_probe``: a short CPU probe (:func:`~layerlab.simulator.calibration.cpu_probe`)
     before each measured pull, and each run predicted on the machine as the probe found
@@ -370,10 +373,12 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
             cal[key] = (repo, pull_layers(remote, machine=machine), remote.manifest.size,
                         remote.config.size)
         clients = sorted({case.client for case in cases})
-        mach, figures = calibrate_clients(registry, cal, work, clients, repeat, machine)
         runs: list[list[tuple[float, int, int]]] = [[] for _ in cases]
         probes: list[list[tuple[float, float]]] = [[] for _ in cases]
-        for _ in range(max(1, repeat)):
+        models: list[tuple[MachineProfile, dict]] = []
+        for _ in range(max(1, repeat)):  # each round calibrated afresh: the machine drifts
+            models.append(calibrate_clients(registry, cal, work, clients, calibration_repeat,
+                                            machine))
             for i, case in enumerate(cases):
                 repo, layers, _, _ = pulled[case.image]
                 if load_probe:
@@ -386,12 +391,13 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
     rows = []
     for i, (case, measured) in enumerate(zip(cases, runs)):
         repo, layers, manifest_bytes, config_bytes = pulled[case.image]
-        row = predict_case(case, layers, manifest_bytes, config_bytes, measured, mach, figures,
-                           probes[i])
+        row = predict_case(case, layers, manifest_bytes, config_bytes, measured, models[0][0],
+                           models[0][1], probes[i], per_run=models)
         rows.append(row)
         if on_case is not None:
             on_case(row)
-    return PullValidationResult(tuple(rows), mach, figures)
+    return PullValidationResult(tuple(rows), models[0][0],
+                                {"rounds": [figures for _, figures in models]})
 
 
 def _upper_half(layers: Sequence[PullLayer]) -> Sequence[PullLayer]:
@@ -411,35 +417,41 @@ def case_network(case: PullCase, machine: MachineProfile) -> Network:
 def predict_case(case: PullCase, layers: Sequence[PullLayer], manifest_bytes: int,
                  config_bytes: int, runs: Sequence[tuple[float, int, int]],
                  machine: MachineProfile, figures: Mapping[str, Any],
-                 probes: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
-    """The row of one case: its runs against its simulation. With ``probes`` (one per
-    run) each run is predicted on the machine as its probe found it and the error is
-    the median of the runs' errors; otherwise the median run against one prediction."""
+                 probes: Sequence[tuple[float, float]] = (),
+                 per_run: Sequence[tuple[MachineProfile, Mapping[str, Any]]] | None = None
+                 ) -> dict[str, Any]:
+    """The row of one case: its runs against their simulations. Run ``i`` is predicted
+    with ``per_run[i]`` (its round's calibration) when given, else ``machine`` and
+    ``figures``; with ``probes`` (one per run), on that machine as its probe found it.
+    The error is the median of the runs' errors; ``predicted`` the median prediction."""
     node = (Node(layers=frozenset(layer.digest for layer in layers[:len(layers) // 2]),
                  label="warm") if case.node == "warm" else Node.cold())
 
-    def predict(on: MachineProfile, factor: float = 1.0):
+    def predict(on: MachineProfile, fig: Mapping[str, Any], factor: float = 1.0):
         return simulate_pull(layers, node=node, network=case_network(case, on),
-                             profile=calibrated_profile(case.client, figures, factor),
+                             profile=calibrated_profile(case.client, fig, factor),
                              machine=on, manifest_bytes=manifest_bytes,
                              config_bytes=config_bytes,
                              burst=BURST_SECONDS if case.bandwidth else 0.0, label=case.name)
 
     times = [run[0] for run in runs]
+    results, factors = [], []
+    for i in range(len(runs)):
+        on, fig = per_run[i] if per_run is not None else (machine, figures)
+        if i < len(probes) and on.probe_rate > 0:
+            rate, parallelism = probes[i]
+            factors.append(on.probe_rate / rate)
+            results.append(predict(on.under_load(rate, parallelism), fig, factors[-1]))
+        else:
+            results.append(predict(on, fig))
     measured = statistics.median(times)
-    if probes and machine.probe_rate > 0:
-        results = [predict(machine.under_load(rate, parallelism), machine.probe_rate / rate)
-                   for rate, parallelism in probes]
-        predicted = statistics.median(r.total for r in results)
-        error = statistics.median(r.total / t - 1 for r, t in zip(results, times))
-        result = results[0]
-        factors = [machine.probe_rate / rate for rate, _ in probes]
-    else:
-        result = predict(machine)
-        predicted, error, factors = result.total, result.total / measured - 1, []
+    predicted = statistics.median(r.total for r in results)
+    error = statistics.median(r.total / t - 1 for r, t in zip(results, times))
+    result = results[0]
     return {"case": case.name, "image": case.image, "client": case.client, "node": case.node,
             "bandwidth": case.bandwidth, "latency": case.latency,
             "predicted": predicted, "measured": measured, "error": error, "runs": times,
+            "predictions": [r.total for r in results],
             "bytes_predicted": result.bytes_downloaded, "bytes_measured": runs[0][1],
             "requests_predicted": result.requests, "requests_measured": runs[0][2],
             "dominant_phase": result.dominant_phase, "slowdown": factors}
