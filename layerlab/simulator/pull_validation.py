@@ -342,8 +342,8 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
     case at the end. ``machine``: the profile to start from (default:
     a quick calibration of this machine: hashing, disk, fsync, decompression).
     ``load_probe``: a short CPU probe (:func:`~layerlab.simulator.calibration.cpu_probe`)
-    before each measured pull, and each run predicted on the machine as the probe found
-    it (the machine profile :meth:`~MachineProfile.under_load`, the clients' costs
+    before and after each measured pull, and each run predicted on the machine as the
+    probes found it on average (the machine profile :meth:`~MachineProfile.under_load`, the clients' costs
     scaled alike); the case's error is then the median of its runs' errors.
     """
     from ..registry import LocalRegistry
@@ -381,13 +381,15 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
                                             machine))
             for i, case in enumerate(cases):
                 repo, layers, _, _ = pulled[case.image]
-                if load_probe:
-                    probes[i].append(cpu_probe(0.1))
+                before = cpu_probe(0.1) if load_probe else None
                 runs[i].append(measure_pull(
                     registry, case.client, repo, "v1", work, case.node,
                     [layer.digest for layer in _upper_half(layers)],
                     parse_rate(case.bandwidth) if case.bandwidth else None,
                     parse_duration(case.latency)))
+                if before is not None:  # the machine around the pull: probed on both sides
+                    after = cpu_probe(0.1)
+                    probes[i].append(((before[0] + after[0]) / 2, (before[1] + after[1]) / 2))
     rows = []
     for i, (case, measured) in enumerate(zip(cases, runs)):
         repo, layers, manifest_bytes, config_bytes = pulled[case.image]
