@@ -16,9 +16,9 @@ unlimited at 10 ms latency, plus 50 MB/s at 40 ms; and ``layerlab copy`` into a
 docker-archive (every layer decompressed while downloaded: gzip vs zstd decompression on
 the measured path) at 200 MB/s and unlimited, cold. Each case is measured ``--repeat``
 times (in rounds over the cases, each round after its own calibration, which predicts
-that round's runs), the clients in child processes; a CPU probe before each pull scales
-the prediction of that run to the machine as it is (shared, its speed drifts), and
-each case counts the median of its runs' errors.
+that round's runs: the shared machine drifts), the clients in child processes; each
+case counts the median of its runs' errors (``--load-probe`` also scales each run's
+prediction to a CPU probe taken around it).
 
 Prints one row per case (measured s, predicted s, error, bytes measured = predicted),
 the median and worst absolute error and the load average before and after.
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="bandwidths at 10 ms ('unlimited': no limit)")
     parser.add_argument("--no-archive", dest="archive", action="store_false",
                         help="leave out the layerlab copy -> docker-archive cases")
-    parser.add_argument("--no-load-probe", dest="load_probe", action="store_false",
-                        help="predict every run on the machine as calibrated")
+    parser.add_argument("--load-probe", action="store_true",
+                        help="scale each run's prediction to a CPU probe taken around it")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     bandwidths = [None if b == "unlimited" else b for b in args.bandwidth]

@@ -328,7 +328,7 @@ def _push(registry: Any, image: Any, repository: str, compression: str | None = 
 def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
                   cases: Sequence[PullCase] | None = None, workdir: str | None = None,
                   repeat: int = 3, on_case: Callable[[Mapping[str, Any]], None] | None = None,
-                  machine: MachineProfile | None = None, load_probe: bool = True,
+                  machine: MachineProfile | None = None, load_probe: bool = False,
                   calibration_repeat: int = 2) -> PullValidationResult:
     """Pull and simulate every case; return predicted vs measured.
 
@@ -344,7 +344,8 @@ def validate_pull(images: Mapping[str, Any], calibration: Mapping[str, Any],
     ``load_probe``: a short CPU probe (:func:`~layerlab.simulator.calibration.cpu_probe`)
     before and after each measured pull, and each run predicted on the machine as the
     probes found it on average (the machine profile :meth:`~MachineProfile.under_load`, the clients' costs
-    scaled alike); the case's error is then the median of its runs' errors.
+    scaled alike). Off by default: the probe is a single Python thread, and scaling a
+    Go client (skopeo) by it made the CPU-bound cases worse (worst 53 % against 20 %).
     """
     from ..registry import LocalRegistry
     from ..sources import open_image
