@@ -220,17 +220,43 @@ def test_lazy_bytes_are_toc_and_ranges_of_the_files_read():
     known = PullLayer(1 * MB, 4 * MB, "gzip", "estargz",
                       files=(PullFile("a", MB, compressed=123_456),), toc_size=999)
     assert lazy_bytes(known, ["a"])[:2] == (51 + 999, 123_456)
+    located = PullLayer(1 * MB, 4 * MB, "zstd", "zstd:chunked", toc_size=700, footer_size=0,
+                        files=(PullFile("a", MB),))
+    assert lazy_bytes(located, ["a"])[:2] == (700, 250_000)
+    result = pull([located], profile="stargz", files_read=["a"], network=Network(10 * MB))
+    assert result.requests == 2 + 1 + 1  # manifest, config; the TOC alone; one range
+    assert result.bytes_downloaded == 700 + 250_000
+
+
+def test_zstd_chunked_annotations_locate_the_toc(samples):
+    import dataclasses
+
+    from layerlab.simulator.pull import pull_layers
+    from layerlab.sources import open_image
+
+    image = open_image(f"docker-archive:{samples / 'docker-archive' / 'app14.tar'}")
+    first = dataclasses.replace(image.layers[0], annotations={
+        "io.containers.zstd-chunked.manifest-position": "1000:321:4000:1",
+        "io.containers.zstd-chunked.manifest-checksum": "sha256:" + "0" * 64})
+    second = dataclasses.replace(image.layers[1], annotations={
+        "containerd.io/snapshot/stargz/toc.digest": "sha256:" + "1" * 64})
+    specs = pull_layers(dataclasses.replace(image, layers=(first, second) + image.layers[2:]),
+                        files_read=[])
+    assert (specs[0].lazy_format, specs[0].toc_size, specs[0].footer_size) == ("zstd:chunked", 321, 0)
+    assert (specs[1].lazy_format, specs[1].toc_size, specs[1].footer_size) == ("estargz", None, None)
+    assert specs[0].files and all(f.size >= 0 for f in specs[0].files)
+    assert specs[2].lazy_format == "" and specs[2].files == ()
 
 
 def test_lazy_pull_by_profile():
     specs = [chunked()]
     stargz = pull(specs, profile="stargz", files_read=["a", "c"], network=Network(10 * MB))
     assert stargz.layers[0]["outcome"] == "lazy"
-    assert stargz.bytes_downloaded == 364 + 500_000
+    assert stargz.bytes_downloaded == ZSTD_CHUNKED_FOOTER + 300 + 500_000
     assert stargz.requests == 2 + 2 + 2  # manifest, config; footer, TOC; 1 range per GET
     podman = pull(specs, profile="podman-chunked", files_read=["a", "c"],
                   node=Node(files={"a"}), network=Network(10 * MB))
-    assert podman.bytes_downloaded == 364 + 250_000
+    assert podman.bytes_downloaded == ZSTD_CHUNKED_FOOTER + 300 + 250_000
     assert podman.requests == 2 + 2 + 1
     assert podman.layers[0]["files_reused"] == 1
     whole = pull(specs, profile="stargz", network=Network(10 * MB))  # no list: all of it
@@ -378,3 +404,24 @@ def test_real_pull_bytes_and_requests(client, local_registry, samples, tmp_path)
                     + remote.manifest.size + remote.config.size
                     + (PING_BYTES if client == "skopeo" else 0))
         assert row["bytes_measured"] == expected
+
+
+def test_zstd_chunked_pushed_layers_are_lazy(local_registry, samples):
+    from layerlab.pusher import push
+    from layerlab.pusher.profiles import get_profile
+    from layerlab.simulator.pull import pull_layers
+    from layerlab.sources import open_image
+
+    source = open_image(f"docker-archive:{samples / 'docker-archive' / 'app14.tar'}")
+    push(source, f"{local_registry.host}/t/chunked:v1", progress=False, cache=False,
+         profile=get_profile("fast").with_options(compression="zstd:chunked"))
+    remote = open_image(f"docker://{local_registry.host}/t/chunked:v1")
+    specs = pull_layers(remote, files_read=[])  # lists each lazy layer's files
+    assert {spec.lazy_format for spec in specs} == {"zstd:chunked"}
+    lengths = [int(next(v for k, v in layer.annotations.items()
+                        if k.endswith("manifest-position")).split(":")[1])
+               for layer in remote.layers]
+    assert [spec.toc_size for spec in specs] == lengths
+    assert all(spec.footer_size == 0 and spec.files for spec in specs)
+    result = simulate_pull(remote, profile="stargz", files_read=[], network=Network(10 * MB))
+    assert result.bytes_downloaded == sum(lengths) + remote.manifest.size + remote.config.size

@@ -97,7 +97,8 @@ def lazy_bytes(layer: PullLayer, files_read: Iterable[str], node_files: Iterable
     range per file read that the layer holds and ``node_files`` does not (a file's
     ``compressed`` size, else ``size * layer.size / layer.uncompressed_size``, at least 1
     byte for a non-empty file)."""
-    footer = ESTARGZ_FOOTER if layer.lazy_format == "estargz" else ZSTD_CHUNKED_FOOTER
+    footer = layer.footer_size if layer.footer_size is not None else (
+        ESTARGZ_FOOTER if layer.lazy_format == "estargz" else ZSTD_CHUNKED_FOOTER)
     toc = layer.toc_size if layer.toc_size is not None else TOC_BYTES_PER_ENTRY * len(layer.files)
     read = {_normal(p) for p in files_read}
     held = {_normal(p) for p in node_files}
@@ -203,7 +204,9 @@ def _download(costs: _Costs, layer: PullLayer, plan: LayerPlan, free: int = 0) -
     m, p = costs.machine, costs.profile
     name = layer.key
     if plan.lazy:
-        yield costs.request(plan.toc_bytes, "toc", name, "footer and TOC", requests=2)
+        located = layer.footer_size == 0  # an annotation says where the TOC is
+        yield costs.request(plan.toc_bytes, "toc", name, "TOC" if located else "footer and TOC",
+                            requests=1 if located else 2)
         if plan.fetch_ranges:
             requests = math.ceil(plan.fetch_ranges / p.ranges_per_request)
             work = (Component(("cpu",), plan.fetch_uncompressed

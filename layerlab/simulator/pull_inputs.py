@@ -23,8 +23,10 @@ __all__ = ["PullFile", "PullLayer", "PullProfile", "PULL_PROFILES", "Node",
 
 ESTARGZ_FOOTER = 51
 """Bytes of an eStargz footer (a gzip member whose extra field points at the TOC)."""
-ZSTD_CHUNKED_FOOTER = 64
-"""Bytes of a zstd:chunked footer (containers/storage's manifest footer)."""
+ZSTD_CHUNKED_FOOTER = 48
+"""Bytes of a zstd:chunked footer: a skippable zstd frame holding the 40-byte footer
+(skopeo 1.9.3's, and :mod:`layerlab.pusher.zstdchunked`'s). A client that finds the TOC
+from the layer's ``manifest-position`` annotation does not read it."""
 TOC_BYTES_PER_ENTRY = 100
 """Compressed TOC bytes per tar entry, when the layer does not say how big its TOC is."""
 PING_BYTES = 2
@@ -33,8 +35,9 @@ MANIFEST_BYTES = 1000
 """Manifest and config bytes assumed when the image does not give them."""
 
 ESTARGZ_TOC_ANNOTATION = "containerd.io/snapshot/stargz/toc.digest"
-ZSTD_CHUNKED_ANNOTATIONS = ("io.github.containers.zstd-chunked.manifest-checksum",
-                            "io.github.containers.zstd-chunked.manifest-position")
+ZSTD_CHUNKED_ANNOTATIONS = tuple(f"{prefix}.zstd-chunked.manifest-{what}"
+                                 for prefix in ("io.containers", "io.github.containers")
+                                 for what in ("checksum", "position"))
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -57,7 +60,9 @@ class PullLayer:
     * ``lazy_format``: ``""``, ``"estargz"`` or ``"zstd:chunked"`` (a TOC lets a lazy
       client fetch single files);
     * ``files``: its regular files (for lazy pulls); ``toc_size``: compressed bytes of its
-      TOC when known (else :data:`TOC_BYTES_PER_ENTRY` per file);
+      TOC when known (else :data:`TOC_BYTES_PER_ENTRY` per file); ``footer_size``: bytes
+      read to find the TOC (``None``: the format's footer; 0 when an annotation says
+      where the TOC is);
     * ``digest``/``diff_id``: to match the node's contents; ``name``: the label in events.
     """
 
@@ -70,6 +75,7 @@ class PullLayer:
     name: str = ""
     files: tuple[PullFile, ...] = ()
     toc_size: int | None = None
+    footer_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.size < 0 or self.uncompressed_size < 0:
@@ -90,7 +96,8 @@ class PullLayer:
         return {"name": self.key, "digest": self.digest, "diff_id": self.diff_id,
                 "size": self.size, "uncompressed_size": self.uncompressed_size,
                 "compression": self.compression, "lazy_format": self.lazy_format,
-                "files": len(self.files), "toc_size": self.toc_size}
+                "files": len(self.files), "toc_size": self.toc_size,
+                "footer_size": self.footer_size}
 
 
 @dataclass(frozen=True)
@@ -282,10 +289,16 @@ def pull_layers(image: "Image", files_read: Iterable[str] | None = None,
     specs = []
     for index, layer in enumerate(image.layers):
         annotations = dict(layer.annotations or {})
+        toc_size = footer_size = None
         if ESTARGZ_TOC_ANNOTATION in annotations:
             lazy = "estargz"
         elif any(a in annotations for a in ZSTD_CHUNKED_ANNOTATIONS):
             lazy = "zstd:chunked"
+            position = next((annotations[a] for a in ZSTD_CHUNKED_ANNOTATIONS
+                             if a.endswith("position") and a in annotations), None)
+            parts = position.split(":") if position else []
+            if len(parts) >= 2 and parts[1].isdigit():  # offset:length:uncompressed:type
+                toc_size, footer_size = int(parts[1]), 0
         else:
             lazy = ""
         compression = layer.compression if layer.compression in ("gzip", "zstd") else "none"
@@ -299,5 +312,5 @@ def pull_layers(image: "Image", files_read: Iterable[str] | None = None,
                           if e.type == "file")
         specs.append(PullLayer(layer.size, uncompressed, compression, lazy, str(layer.digest),
                                str(layer.diff_id) if layer.diff_id else None,
-                               str(layer.digest), files))
+                               str(layer.digest), files, toc_size, footer_size))
     return tuple(specs)
