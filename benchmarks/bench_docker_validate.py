@@ -7,19 +7,26 @@ into layerlab's registry with its WAN knobs.
                                                [--cases fresh14,...] [--json FILE]
 
 Calibration, before the cases and on other pushes than theirs, from the engine itself
-(the simulator's model is fitted to these pushes, then predicts the cases):
+(the simulator's model is fitted to these pushes, then predicts the cases). An engine
+started with ``--max-concurrent-uploads=1`` pushes small images made for it, each to a
+fresh Distribution, median of at least 3 pushes each; one figure is fitted per push so
+that the simulation of that push equals its measured median, in this order:
 
-* the engine's compression (dockerd tars the layer from its graph driver and compresses
-  it with Go's ``compress/gzip`` at its default level, 6, one goroutine per layer): an
-  image of one layer holding a 64 MB sample of the cases' images' content (as
-  ``machine_for`` measures compression on the images' own content) is pushed fresh with
-  one upload; the rate that makes the simulation of that push equal its measured median
-  stands in the machine profile for the ``zlib-6`` key the ``docker`` profile names (the
-  layers' ratios are measured with zlib 6 on samples too: Go's output is within 1 %);
-* the engine's fixed cost per push: what makes the simulation of a re-push of that image
-  (HEADs only) equal its measured median;
-* Distribution's ingest rate and per-request time: a 64 MiB monolithic upload and 200
-  HEADs, with ``requests``;
+* ``repush_one`` and ``repush_many`` (re-pushes, HEADs only, of an image of one layer and
+  of one of 16 tiny layers): the engine's fixed cost per push and the time of one
+  request (the engine's and Distribution's together);
+* ``fresh_many`` (the 16 tiny layers, fresh): each blob commit's own wait;
+* ``fresh_one`` (one layer holding a 64 MB sample of the cases' images' content, as one
+  file): the engine's compression pipeline (dockerd reassembles the layer tar from its
+  graph driver, checks its diff_id, compresses it with Go's ``compress/gzip`` at level 6
+  and hashes the output, one goroutine per layer), standing in the machine profile for
+  the ``zlib-6`` key the ``docker`` profile names (the layers' ratios are measured with
+  zlib 6 on samples too: Go's output is within 1 %);
+* ``fresh_files`` (the same 64 MB as 2,048 files): the engine's cost per file;
+* ``mount_many`` (an engine that pulled the 16-layer image from repository A pushes it
+  to B: cross-repository mounts): each mount's own wait;
+* Distribution's ingest rate (a 64 MiB monolithic upload with ``requests``); it runs
+  on the client's cores, as its own process (``same_machine``);
 * the rest (cores, sha256) from :func:`layerlab.simulator.calibrate` (quick).
 
 Cases (genimage's big14 / big24 at ``--scale``, ``docker load``-ed):
@@ -70,6 +77,8 @@ from layerlab.simulator.inputs import LayerSpec, Network, layers_from_image, mea
 CASES = ("fresh14", "fresh24", "serial14", "repush14", "mount14", "reload14", "wan14")
 WAN = ("100 Mbit/s", "20 ms")
 CALIBRATION_BYTES = 64_000_000
+CALIBRATION_FILES = 2048
+CALIBRATION_LAYERS = 16
 
 
 def docker_push(engine: DockerEngine, source: str, dest: str) -> float:
@@ -87,20 +96,57 @@ def load(engine: DockerEngine, archive: Path, tag: str) -> None:
     engine.docker("tag", out.strip().split()[-1], tag)
 
 
-def _calibration_image(engine: DockerEngine, work: Path, content: bytes) -> str:
-    path = work / "calibration.tar"
-    with tarfile.open(path, "w") as tar:
-        info = tarfile.TarInfo("calibration.bin")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    subprocess.run([engine.client, "import", str(path), "calib/one:1"], env=engine.env,
-                   check=True, capture_output=True)
-    return "calib/one:1"
+def _docker_archive(path: Path, tag: str, files: list[list[tuple[str, bytes]]]) -> Path:
+    """A ``docker save`` archive of one layer per list of ``(name, content)`` files."""
+    diff_ids, names = [], []
+    with tarfile.open(path, "w") as out:
+        for n, layer_files in enumerate(files):
+            layer = io.BytesIO()
+            with tarfile.open(fileobj=layer, mode="w") as tar:
+                for name, content in layer_files:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(content), 1_600_000_000
+                    tar.addfile(info, io.BytesIO(content))
+            data = layer.getvalue()
+            diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
+            names.append(f"{n}/layer.tar")
+            _add(out, names[-1], data)
+        config = json.dumps({
+            "architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created_by": f"layer {n}"} for n in range(len(files))]}).encode()
+        _add(out, "config.json", config)
+        _add(out, "manifest.json", json.dumps(
+            [{"Config": "config.json", "RepoTags": [tag], "Layers": names}]).encode())
+    return path
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def calibration_images(work: Path, content: bytes) -> dict[str, tuple[Path, tuple[LayerSpec, ...]]]:
+    """The calibration images (``one``, ``files``, ``many``): archives and layer specs."""
+    piece = len(content) // CALIBRATION_FILES
+    layouts = {
+        "one": [[("calibration.bin", content)]],
+        "files": [[(f"f{n:04d}.bin", content[n * piece:(n + 1) * piece])
+                   for n in range(CALIBRATION_FILES)]],
+        "many": [[(f"tiny{n}.bin", os.urandom(4096))] for n in range(CALIBRATION_LAYERS)],
+    }
+    out = {}
+    for name, files in layouts.items():
+        archive = _docker_archive(work / f"calib-{name}.tar", f"calib/{name}:1", files)
+        out[name] = (archive, layers_from_image(layerlab.open_image(f"docker-archive:{archive}")))
+    return out
 
 
 def distribution_settings(reg: Distribution) -> RegistrySettings:
-    """Distribution's ingest rate and per-request time, measured (colocated: it shares
-    the client's cores)."""
+    """Distribution's ingest rate, measured; it shares the client's cores as a process of
+    its own (``same_machine``: measured, treating it as a separate machine predicted
+    fresh pushes 17-21 % too fast)."""
     import requests
 
     blob = os.urandom(64 << 20)
@@ -112,20 +158,13 @@ def distribution_settings(reg: Distribution) -> RegistrySettings:
         url = location if location.startswith("http") else f"http://{reg.host}{location}"
         s.put(url, params={"digest": digest}, data=blob).raise_for_status()
         ingest = len(blob) / (time.perf_counter() - start)
-        start = time.perf_counter()
-        for _ in range(200):
-            s.head(f"{base}/blobs/{digest}")
-        request = (time.perf_counter() - start) / 200
-    # "colocated": it shares the client's two cores (the model's colocated registry also
-    # takes an interpreter lock, which Go's does not have: measured, treating it as a
-    # separate machine predicted fresh pushes 17-21 % too fast, colocated 13-15 %)
-    return RegistrySettings(colocated=True, ingest_rate=ingest, request_overhead=request)
+    return RegistrySettings(same_machine=True, ingest_rate=ingest)
 
 
 def _fit(target: float, predict, low: float, high: float) -> float:
     """The parameter in [low, high] whose (increasing or decreasing) prediction is target."""
     rising = predict(high) > predict(low)
-    for _ in range(60):
+    for _ in range(50):
         mid = (low + high) / 2
         if (predict(mid) < target) == rising:
             low = mid
@@ -134,47 +173,89 @@ def _fit(target: float, predict, low: float, high: float) -> float:
     return (low + high) / 2
 
 
-def calibrate_docker(work: Path, runs: int, images: list):
-    """The machine profile of dockerd's pushes (see the module docstring)."""
-    machine = calibrate(quick=True, registry=False, save=False)
-    content = content_sample(images, CALIBRATION_BYTES)[:CALIBRATION_BYTES]
-    with start_dockerd(extra_args=["--max-concurrent-uploads=1"]) as engine:
-        image = _calibration_image(engine, work, content)
-        reg = Distribution(work / "reg-calibration")
-        try:
-            settings = distribution_settings(reg)
-            pushes = []
-            for run in range(max(3, runs)):
-                fresh = Distribution(work / f"reg-calibration-{run}")
+def measure_calibration(work: Path, runs: int, images: dict) -> dict[str, float]:
+    """Median seconds of each calibration push (see the module docstring)."""
+    pushes: dict[str, list[float]] = {k: [] for k in (
+        "repush_one", "repush_many", "fresh_many", "fresh_one", "fresh_files", "mount_many")}
+    serial = ["--max-concurrent-uploads=1"]
+    with start_dockerd(extra_args=serial) as engine:
+        for name, (archive, _) in images.items():
+            engine.docker("load", "-i", str(archive))
+        for run in range(max(3, runs)):
+            for name in ("one", "files", "many"):
+                reg = Distribution(work / f"reg-calib-{name}-{run}")
                 try:
-                    pushes.append(docker_push(engine, image, f"{fresh.host}/calib/one:{run}"))
+                    dest = f"{reg.host}/calib/{name}:1"
+                    pushes[f"fresh_{name}"].append(docker_push(engine, f"calib/{name}:1", dest))
+                    if name != "files":
+                        pushes[f"repush_{name}"].append(
+                            docker_push(engine, f"calib/{name}:1", dest))
+                    if name == "many":
+                        with start_dockerd(extra_args=serial) as other:
+                            other.docker("pull", dest)
+                            pushes["mount_many"].append(
+                                docker_push(other, dest, f"{reg.host}/calib/other:1"))
                 finally:
-                    fresh.stop()
-            dest = f"{reg.host}/calib/one:again"
-            docker_push(engine, image, dest)
-            repushes = [docker_push(engine, image, dest) for _ in range(max(5, runs))]
-        finally:
-            reg.stop()
-    layer = LayerSpec(len(content), measure_ratio(content, "zlib-6"))
+                    reg.stop()
+    return {k: statistics.median(v) for k, v in pushes.items()}
+
+
+def calibrate_docker(work: Path, runs: int, cases: list):
+    """The machine profile and registry settings of dockerd's pushes to Distribution, fitted
+    to the calibration pushes (see the module docstring)."""
+    machine = calibrate(quick=True, registry=False, save=False)
+    content = content_sample(cases, CALIBRATION_BYTES)[:CALIBRATION_BYTES]
+    images = calibration_images(work, content)
+    measured = measure_calibration(work, runs, images)
+    reg = Distribution(work / "reg-calibration")
+    try:
+        settings = distribution_settings(reg)
+    finally:
+        reg.stop()
+    one = images["one"][1][0].with_options(compressibility=measure_ratio(content, "zlib-6"))
+    files = one.with_options(files=CALIBRATION_FILES)
+    one = one.with_options(files=1)
+    many = tuple(layer.with_options(files=1) for layer in images["many"][1])
     profile = get_profile("docker").with_options(concurrency=1)
+    figures = {"overhead": 0.0, "request": 0.0, "blob": 0.0, "rate": 30e6, "file": 0.0,
+               "mount": 0.0}
 
-    def with_(overhead: float, rate: float):
-        return machine.with_options(compress_rate={**machine.compress_rate, "zlib-6": rate},
-                                    client_push_overhead=overhead, client_stream_cost=0.0)
+    def model(**changes: float):
+        f = {**figures, **changes}
+        m = machine.with_options(compress_rate={**machine.compress_rate, "zlib-6": f["rate"]},
+                                 client_push_overhead=f["overhead"], client_stream_cost=0.0,
+                                 client_request_overhead=0.0, client_file_cost=f["file"])
+        r = settings.with_options(request_overhead=f["request"], blob_overhead=f["blob"],
+                                  mount_overhead=f["mount"], lookup_cost=0.0,
+                                  cached_lookup_cost=0.0)
+        return m, r
 
-    repush = statistics.median(repushes)
-    overhead = max(0.0, _fit(repush, lambda o: simulate(
-        [layer], profile, machine=with_(o, 30e6), registry=settings, existing="all",
-        known="all").total, 0.0, repush))
-    fresh = statistics.median(pushes)
-    rate = _fit(fresh, lambda r: simulate([layer], profile, machine=with_(overhead, r),
-                                          registry=settings, known="none").total, 1e6, 1e9)
-    machine = with_(overhead, rate).with_options(
-        source="dockerd 20.10 (bench_docker_validate calibration)")
-    return machine, settings, {"engine_rate": rate, "engine_fixed_seconds": overhead,
-                               "calibration_push": fresh, "calibration_repush": repush,
-                               "distribution_ingest": settings.ingest_rate,
-                               "distribution_request": settings.request_overhead}
+    def sim(layers, kwargs, **changes):
+        m, r = model(**changes)
+        return simulate(list(layers), profile, machine=m, registry=r, **kwargs).total
+
+    repush = {"existing": "all", "known": "all"}
+    fresh = {"known": "none"}
+
+    def overhead_for(request: float) -> float:
+        return _fit(measured["repush_one"], lambda o: sim([one], repush, overhead=o,
+                                                          request=request), 0.0, 1.0)
+
+    figures["request"] = _fit(measured["repush_many"], lambda q: sim(
+        many, repush, overhead=overhead_for(q), request=q), 0.0, 0.05)
+    figures["overhead"] = overhead_for(figures["request"])
+    figures["blob"] = _fit(measured["fresh_many"], lambda b: sim(many, fresh, blob=b), 0.0, 0.5)
+    figures["rate"] = _fit(measured["fresh_one"], lambda r: sim([one], fresh, rate=r), 1e6, 1e9)
+    figures["file"] = _fit(measured["fresh_files"], lambda c: sim([files], fresh, file=c),
+                           0.0, 0.01)
+    figures["mount"] = _fit(measured["mount_many"], lambda c: sim(
+        many, {"existing": {"calib/many": "all"}, "known": "existing",
+               "repository": "calib/other"}, mount=c), 0.0, 0.5)
+    m, r = model()
+    m = m.with_options(source="dockerd 20.10 (bench_docker_validate calibration)")
+    return m, r, {**{f"measured_{k}": v for k, v in measured.items()},
+                  **{f"fitted_{k}": v for k, v in figures.items()},
+                  "distribution_ingest": settings.ingest_rate}
 
 
 class Cases:

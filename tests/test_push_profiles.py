@@ -126,3 +126,23 @@ def test_fast_looks_then_skips_mounts_or_uploads(reg, tmp_path):
                                    APP_V2, "fast/stream", False)
     assert kinds["upload_patch"] == kinds["upload_start"] == kinds["upload_put"] == layers + 1
     assert kinds["upload_monolithic"] == 0
+
+
+def test_layers_start_largest_first_or_top_first_as_the_profile_orders(reg):
+    from layerlab import open_image
+
+    image = open_image(APP24)
+    diff_ids = [str(layer.diff_id) for layer in image.layers]
+    sizes = {str(layer.diff_id): layer.uncompressed_size for layer in image.layers}
+    for order, repo in (("largest", "order/largest"), ("top", "order/top")):
+        profile = PROFILES["serial"].with_options(order=order)
+        result = push(APP24, f"{reg.host}/{repo}:1", profile=profile, progress=False,
+                      cache=False, retry_backoff=0)
+        uploads = sorted((e for e in result.phases("upload") if e.diff_id in sizes),
+                         key=lambda e: e.start)
+        started = list(dict.fromkeys(e.diff_id for e in uploads))
+        if order == "top":
+            assert started == list(reversed(diff_ids))
+        else:
+            assert started == sorted(diff_ids, key=lambda d: (-sizes[d], diff_ids.index(d)))
+            assert started != list(reversed(diff_ids))

@@ -10,8 +10,9 @@ import math
 
 import pytest
 
+from conftest import SAMPLES
 from layerlab.pusher.profiles import PushProfile
-from layerlab.simulator import LayerSpec, MachineProfile, RegistrySettings, simulate
+from layerlab.simulator import LayerSpec, MachineProfile, Network, RegistrySettings, simulate
 from layerlab.simulator.engine import Component, Parallel, Step, allocate, run
 
 INF = math.inf
@@ -379,3 +380,101 @@ def test_docker_profile_requests_follow_dockerd():
     assert fresh.requests == 24 * 4 + (1 + 3 + 1) + 1
     again = simulate([10_000_000] * 24, "docker", existing="all")
     assert again.requests == 24 + 1 + 1
+
+
+def test_start_order_largest_first_or_top_layer_first():
+    layers = [(0, 30), (1, 10), (2, 50), (3, 10)]
+    assert PLAIN.start_order(layers) == [2, 0, 1, 3]
+    assert PLAIN.with_options(order="top").start_order(layers) == [3, 2, 1, 0]
+    with pytest.raises(ValueError, match="order must be"):
+        PLAIN.with_options(order="smallest")
+
+
+def test_dockerd_starts_the_top_layer_first_and_the_base_last():
+    # two workers, layers of 1, 1 and 2 s on a 100 MB/s link (each on its own
+    # connection): largest first ends at 2 s; top first sends c and b (1 s), then the
+    # base a alone (2 s more)
+    layers = [stored(200 * MB, "a"), stored(100 * MB, "b"), stored(100 * MB, "c")]
+    machine = ZERO.with_options(cores=8)
+    largest = simulate(layers, PLAIN.with_options(concurrency=2), machine=machine,
+                       network=Network(per_connection=100 * MB))
+    top = simulate(layers, PLAIN.with_options(concurrency=2, order="top"), machine=machine,
+                   network=Network(per_connection=100 * MB))
+    assert by_layer(largest, "upload")["a"] == pytest.approx((0.0, 2.0))
+    assert by_layer(top, "upload")["a"] == pytest.approx((1.0, 3.0))
+    assert [e.layer for e in sorted(top.events, key=lambda e: e.start)][:2] == ["c", "b"]
+    from layerlab.pusher import get_profile
+
+    assert get_profile("docker").order == "top"
+    assert get_profile("fast").order == "largest"
+
+
+def test_a_same_machine_registry_takes_a_core_but_answers_requests_together():
+    # 100 MB stored, registry ingest 50 MB/s on one of the client's 1 core, the client
+    # hashing at 100 MB/s: 1 s + 2 s of one core shared -> the body takes 3 s
+    one_core = ZERO.with_options(cores=1, sha256_rate=100 * MB)
+    own = RegistrySettings(ingest_rate=50 * MB)
+    shared = own.with_options(same_machine=True)
+    layers = [stored(100 * MB, "a")]
+    assert by_layer(simulate(layers, PLAIN, machine=one_core, registry=own),
+                    "upload")["a"] == pytest.approx((0.0, 2.0))
+    assert by_layer(simulate(layers, PLAIN, machine=one_core, registry=shared),
+                    "upload")["a"] == pytest.approx((0.0, 3.0))
+    # 16 HEADs at once of 1 ms each: answered together at 11 ms (colocated: one by one)
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    heads = [stored(MB, f"l{i}") for i in range(16)]
+    r = simulate(heads, fast, rtt="10 ms", machine=ZERO, existing="all", known="all",
+                 registry=RegistrySettings(same_machine=True, request_overhead=0.001))
+    ends = [e.end for e in r.events if e.phase == "check" and e.layer.startswith("l")]
+    assert ends == pytest.approx([0.011] * 16)
+    assert r.total == pytest.approx(0.033)
+
+
+def test_blob_and_mount_overheads_are_waits_of_their_requests():
+    # serial, 3 stored layers and the config: one commit each waits 5 ms more
+    layers = [stored(MB, n) for n in "abc"]
+    base = simulate(layers, PLAIN, machine=ZERO, rtt="1 ms")
+    slow = simulate(layers, PLAIN, machine=ZERO, rtt="1 ms",
+                    registry=RegistrySettings.of(blob_overhead="5 ms"))
+    assert slow.total - base.total == pytest.approx(4 * 0.005)
+    commit = by_layer(slow, "commit")["a"]
+    assert commit[1] - commit[0] == pytest.approx(0.001 + 0.005)
+    # every layer mounted from "base": each mount waits 7 ms more
+    docker = PushProfile("d", concurrency=1, check_existing="cached", registry_lookup=False,
+                         compress_threads=1, small_blob_limit=0)
+    kwargs = {"machine": ZERO, "rtt": "1 ms", "existing": {"base": "all"}, "repository": "app"}
+    mounted = simulate(layers, docker, **kwargs)
+    waited = simulate(layers, docker, registry=RegistrySettings(mount_overhead=0.007), **kwargs)
+    assert mounted.count("mounted") == 3
+    assert waited.total - mounted.total == pytest.approx(3 * 0.007)
+
+
+def test_a_client_tarring_from_files_pays_per_file_on_the_layer_stream():
+    # 100 MB compressed at 50 MB/s (2 s of one core) + 10,000 files at 50 us: 2.5 s
+    layer = LayerSpec(100 * MB, 2.0, name="a", files=10_000)
+    plain = simulate([layer], PLAIN, machine=ZERO)
+    per_file = simulate([layer], PLAIN, machine=ZERO.with_options(client_file_cost=50e-6))
+    assert by_layer(plain, "upload")["a"] == pytest.approx((0.0, 2.0))
+    assert by_layer(per_file, "upload")["a"] == pytest.approx((0.0, 2.5))
+    assert layer.to_json()["files"] == 10_000
+
+
+def test_layers_from_image_counts_tar_entries_for_a_per_file_client(tmp_path):
+    import io
+    import tarfile
+
+    from layerlab import open_image
+    from layerlab.simulator import layers_from_image
+
+    archive = SAMPLES / "docker-archive" / "app14.tar"
+    expected = []
+    with tarfile.open(archive) as outer:
+        manifest = __import__("json").load(outer.extractfile("manifest.json"))[0]
+        for name in manifest["Layers"]:
+            with tarfile.open(fileobj=io.BytesIO(outer.extractfile(name).read())) as tar:
+                expected.append(sum(1 for m in tar if m.name.strip("./")))
+    image = open_image(f"docker-archive:{archive}")
+    assert [s.files for s in layers_from_image(image)] == [0] * len(expected)
+    counted = layers_from_image(image, machine=ZERO.with_options(client_file_cost=1e-5))
+    assert [s.files for s in counted] == expected
+    assert sum(expected) > 14

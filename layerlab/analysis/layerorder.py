@@ -40,7 +40,7 @@ from .commute import LayerPaths, conflict
 from .history import instruction_of
 from .reuse import Measured, ReuseInputError, Slot, layer_key, measure, slots_of
 from .scan import scan_layers
-from .shared import _labels
+from .shared import image_labels
 
 __all__ = ["LayerStep", "Conflict", "ReplayFigures", "ReplayedBuild", "OrderAdvice",
            "layer_order_advice"]
@@ -330,7 +330,7 @@ def layer_order_advice(images: Sequence[Image], *, workers: int | None = None) -
     if len(images) < 2:
         raise ReuseInputError(f"layer-order advice needs at least two builds, got {len(images)}")
     latest = images[-1]
-    labels = _labels(images)
+    labels = image_labels(images)
     matched = [_participates(image, latest) for image in images]
     n = len(latest.layers)
     changes = _changes(images, matched)

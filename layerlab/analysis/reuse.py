@@ -31,7 +31,7 @@ from ..errors import LayerlabError
 from ..model import Image, Layer
 from ..units import format_size
 from ._present import html_block, html_table, percent, short_digest
-from .shared import _labels
+from .shared import image_labels
 
 __all__ = ["BuildReuse", "ReuseResult", "ReuseInputError", "build_reuse", "layer_key"]
 
@@ -243,7 +243,7 @@ def build_reuse(images: Sequence[Image]) -> ReuseResult:
     images = tuple(images)
     if len(images) < 2:
         raise ReuseInputError(f"build reuse needs at least two builds, got {len(images)}")
-    labels = _labels(images)
+    labels = image_labels(images)
     builds = []
     total_pushed = total_pulled = reused_so_far = layers_so_far = 0
     for position, (image, label, m) in enumerate(

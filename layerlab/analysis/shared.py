@@ -178,7 +178,8 @@ class SharedLayers:
                                      "lr" + "l" * len(labels)))
 
 
-def _labels(images: Sequence[Image]) -> list[str]:
+def image_labels(images: Sequence[Image]) -> list[str]:
+    """One label per image (its reference, ``#2``, ``#3``... on repeats), in order."""
     labels: list[str] = []
     for image in images:
         label = image_label(image)
@@ -196,7 +197,7 @@ def shared_layers(images: Sequence[Image]) -> SharedLayers:
     are needed, no layer is read). Push order is the order given."""
     if not images:
         raise ValueError("shared_layers needs at least one image")
-    labels = _labels(images)
+    labels = image_labels(images)
     users: dict[str, list[str]] = {}
     first: dict[str, Layer] = {}
     for label, image in zip(labels, images):

@@ -31,3 +31,12 @@ def print_table(
         out.write("  ".join(parts).rstrip() + "\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def print_phases(result: Any, stream: TextIO | None = None) -> None:
+    """The phase table of a predicted push or pull: seconds on the critical path, busy
+    seconds, and the share of the total."""
+    print_table(["phase", "critical s", "busy s", "share"],
+                [(p, f"{v['critical']:.3f}", f"{v['busy']:.3f}",
+                  f"{v['critical'] / result.total * 100:.0f} %" if result.total else "")
+                 for p, v in result.phases.items()], stream, align="lrrr")

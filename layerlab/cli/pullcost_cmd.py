@@ -88,7 +88,7 @@ def run_pull(args: argparse.Namespace, profile_name: str) -> int:
     """Simulate and print a pull of ``args.ref`` (shared with ``simulate --pull``)."""
     if args.ref == "seed":
         return _seed(args.json)
-    from layerlab.cli.output import print_json, print_table
+    from layerlab.cli.output import print_json, print_phases, print_table
     from layerlab.simulator.pull import Node, get_pull_profile, simulate_pull
     from layerlab.sources import open_image
     from layerlab.units import format_size
@@ -118,10 +118,7 @@ def run_pull(args: argparse.Namespace, profile_name: str) -> int:
           f"{format_size(result.bytes_downloaded)} downloaded, "
           f"{format_size(result.bytes_skipped)} skipped, {result.requests} requests, "
           f"dominated by {result.dominant_phase}")
-    print_table(["phase", "critical s", "busy s", "share"],
-                [(p, f"{v['critical']:.3f}", f"{v['busy']:.3f}",
-                  f"{v['critical'] / result.total * 100:.0f} %" if result.total else "")
-                 for p, v in result.phases.items()], align="lrrr")
+    print_phases(result)
     print()
     print_table(["layer", "size", "compression", "outcome", "downloaded", "start s", "end s"],
                 [(row["layer"][:19], format_size(row["size"]),

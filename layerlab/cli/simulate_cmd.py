@@ -94,7 +94,7 @@ def run(args) -> int:
         return run_pull(args, "docker" if args.profile == "fast" else args.profile)
     if args.ref == "seed":
         return _seed(args)
-    from layerlab.cli.output import print_json, print_table
+    from layerlab.cli.output import print_json, print_phases, print_table
     from layerlab.pusher.profiles import get_profile
     from layerlab.simulator import simulate
     from layerlab.sources import open_image
@@ -118,10 +118,7 @@ def run(args) -> int:
     print(f"{args.ref}: {result.total:.3f} s predicted with profile {profile.name} "
           f"({result.inputs['workers']} workers), {format_size(result.bytes_sent)} sent, "
           f"{result.requests} requests, dominated by {result.dominant_phase}")
-    print_table(["phase", "critical s", "busy s", "share"],
-                [(p, f"{v['critical']:.3f}", f"{v['busy']:.3f}",
-                  f"{v['critical'] / result.total * 100:.0f} %" if result.total else "")
-                 for p, v in result.phases.items()], align="lrrr")
+    print_phases(result)
     print()
     print_table(["layer", "size", "sent", "outcome", "start s", "end s"],
                 [(row["layer"][:19], format_size(row["uncompressed_size"]),

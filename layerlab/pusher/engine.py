@@ -469,8 +469,9 @@ class Pusher:
                         if outcome is not None:
                             results[task.index] = outcome
             checked = True
-        todo = sorted((t for t in tasks if t.index not in results),
-                      key=lambda t: (-(t.layer.uncompressed_size or t.layer.size), t.index))
+        waiting = {t.index: t for t in tasks if t.index not in results}
+        todo = [waiting[i] for i in self.profile.start_order(
+            [(t.index, t.layer.uncompressed_size or t.layer.size) for t in waiting.values()])]
         workers = max(1, min(self.profile.workers, len(todo) or 1))
         if workers == 1:
             for task in todo:

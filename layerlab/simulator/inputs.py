@@ -51,7 +51,9 @@ class LayerSpec:
     * ``size``: the stored size when the source already holds the layer compressed (then
       the pusher sends it as is, with no compression); ``None`` for an uncompressed tar;
     * ``name``: the label in events (a short digest, ``"layer 3"``...);
-    * ``diff_id``: the layer's diff_id when known (to match a real push's events).
+    * ``diff_id``: the layer's diff_id when known (to match a real push's events);
+    * ``files``: entries of the layer tar (0: not counted), for a client that pays per
+      file (:attr:`~layerlab.simulator.MachineProfile.client_file_cost`).
     """
 
     uncompressed_size: int
@@ -61,6 +63,7 @@ class LayerSpec:
     created_by: str = ""
     ratios: Mapping[str, float] = field(default_factory=dict)
     diff_id: str | None = None
+    files: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ratios", MappingProxyType(dict(self.ratios)))
@@ -105,7 +108,7 @@ class LayerSpec:
         return {"name": self.name, "uncompressed_size": self.uncompressed_size,
                 "compressibility": self.compressibility, "size": self.size,
                 "created_by": self.created_by, "ratios": dict(self.ratios),
-                "diff_id": self.diff_id}
+                "diff_id": self.diff_id, "files": self.files}
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,23 @@ class RegistrySettings:
     * ``request_overhead``: fixed server time per request;
     * ``ingest_rate``: bytes/s one upload is received, hashed and written at;
       ``cores`` requests are processed at once at most (``inf``: unlimited);
+    * ``blob_overhead``: the registry's own wait in each blob commit (creating, moving
+      and linking its files), seconds, concurrent commits overlapping (for layerlab's
+      registry, which stores one blob at a time, the machine profile's
+      ``registry_blob_overhead`` instead);
+    * ``mount_overhead``: the registry's own wait in a cross-repository mount (linking
+      the blob into the repository), seconds;
     * ``move_rate``: bytes/s of moving a committed blob into backend storage (``None``:
       the machine profile's ``registry_commit_rate``, by default free: a rename);
     * ``writeback_every``: the registry starts writing a blob back to disk every this
       many bytes it receives, so its commit flushes only the last stretch
       (:func:`commit_bytes`; layerlab's registry: 8 MiB); 0: the whole blob;
-    * ``colocated``: the registry runs on the client machine and shares its cores;
+    * ``colocated``: the registry runs in the pushing Python process (layerlab's
+      ``LocalRegistry``): its work takes the client's cores and the interpreter lock,
+      and it handles bodiless requests one at a time;
+    * ``same_machine``: the registry is a process of its own on the client's machine
+      (Distribution next to the client): receiving a body takes one of the client's
+      cores, but requests are answered concurrently, with no lock;
     * ``serial_throttle``: the bandwidth limit is enforced by the registry itself, in the
       loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN): the time
       the loop spends on each byte adds to the limit's, so the link carries
@@ -172,8 +186,11 @@ class RegistrySettings:
     ingest_rate: float | None = None
     reread_rate: float | None = None
     move_rate: float | None = None
+    blob_overhead: float = 0.0
+    mount_overhead: float = 0.0
     cores: float | None = None
     colocated: bool = False
+    same_machine: bool = False
     serial_throttle: bool = False
     writeback_every: int = 0
     proxy_buffer: int | None = None
@@ -190,7 +207,8 @@ class RegistrySettings:
         request_overhead="2 ms", proxy_buffer="16 KiB")``."""
         rates = ("ingest_rate", "reread_rate", "move_rate", "proxy_disk_rate",
                  "proxy_memory_rate")
-        times = ("request_overhead", "lookup_cost", "cached_lookup_cost")
+        times = ("request_overhead", "lookup_cost", "cached_lookup_cost", "blob_overhead",
+                 "mount_overhead")
         out: dict[str, Any] = {}
         for key, value in values.items():
             if value is not None and key in rates:
@@ -309,6 +327,8 @@ def layers_from_image(image: "Image", sample_bytes: int = 4 << 20,
     their ratio. For uncompressed layers (a ``docker save`` archive) the compressibility is
     estimated by compressing ``sample_bytes`` spread over the layer with zlib level 6, and
     measured too for each compression key in ``keys`` (e.g. the profile's ``"isal-1"``).
+    When ``machine`` has a per-file cost (``client_file_cost``), the entries of each
+    uncompressed layer are counted too (a header scan), into ``files``.
     """
     specs = []
     for index, layer in enumerate(image.layers):
@@ -327,6 +347,12 @@ def layers_from_image(image: "Image", sample_bytes: int = 4 << 20,
         sample = _sample(layer, sample_bytes) if uncompressed else b""
         compressibility = measure_ratio(sample, REFERENCE_KEY)
         ratios = {key: measure_ratio(sample, key) for key in keys if key != REFERENCE_KEY}
+        files = 0
+        if machine.client_file_cost > 0 and uncompressed:
+            from ..analysis.scan import scan_layer
+
+            files = len(scan_layer(layer).entries)
         specs.append(LayerSpec(uncompressed, compressibility, name=name,
-                               created_by=layer.created_by, ratios=ratios, diff_id=diff_id))
+                               created_by=layer.created_by, ratios=ratios, diff_id=diff_id,
+                               files=files))
     return tuple(specs)

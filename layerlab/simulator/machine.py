@@ -66,6 +66,11 @@ class MachineProfile:
       least (its thread reads, hashes and frames blocks and hands them to the compressor
       and the socket in turn): one body moves at most ``1 / client_stream_cost`` bytes/s
       (0: no such limit; measured on real pushes by ``validate``);
+    * ``client_file_cost``: seconds of one upload stream's CPU per file of a layer it
+      tars from a file system before compressing it (dockerd reassembling a layer from
+      its graph driver: opening, stat-ing and framing each file); 0: the client reads a
+      tar as one stream (layerlab, skopeo). A layer's file count is
+      :attr:`~layerlab.simulator.LayerSpec.files`;
     * ``client_cache_write``: one write transaction of the client's digest cache (a
       stale entry forgotten after a HEAD found nothing), seconds; they run one at a time;
     * ``registry_request_overhead``: the local registry's fixed time per request, seconds;
@@ -113,6 +118,7 @@ class MachineProfile:
     client_push_overhead: float = 0.005
     client_cache_write: float = 0.005
     client_stream_cost: float = 0.0
+    client_file_cost: float = 0.0
     registry_request_overhead: float = 0.001
     registry_lookup_cost: float = 0.0002
     registry_cached_lookup_cost: float = 0.0001
@@ -204,6 +210,7 @@ class MachineProfile:
             client_thread_join_cost=self.client_thread_join_cost / factor,
             client_push_overhead=self.client_push_overhead / factor,
             client_stream_cost=self.client_stream_cost / factor,
+            client_file_cost=self.client_file_cost / factor,
             registry_request_overhead=self.registry_request_overhead / factor,
             registry_lookup_cost=self.registry_lookup_cost / factor,
             registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,

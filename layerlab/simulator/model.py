@@ -84,7 +84,8 @@ class _Costs:
         self.colocated = r.colocated
         self.fresh = False  # this thread has not connected yet (see thread())
         self.client = m.client_request_overhead
-        self.registry_resources = ("registry", "cpu", "gil") if r.colocated else ("registry",)
+        self.registry_resources = (("registry", "cpu", "gil") if r.colocated else
+                                   ("registry", "cpu") if r.same_machine else ("registry",))
 
     def thread(self) -> "_Costs":
         """The costs as seen by a new thread of the pusher: its first request connects."""
@@ -92,9 +93,11 @@ class _Costs:
         view.fresh = True
         return view
 
-    def req(self, lookups: float = 0, work: tuple[Component, ...] = ()) -> dict[str, Any]:
+    def req(self, lookups: float = 0, work: tuple[Component, ...] = (),
+            extra: float = 0.0) -> dict[str, Any]:
         """``delay`` and ``components`` of a request step doing ``work``: a round trip,
-        then the client's and the registry's time per request. When the registry is
+        then the client's and the registry's time per request (``extra``: the registry's
+        own wait in this request, e.g. committing a blob). When the registry is
         colocated (a Python registry in the client's process) that time is CPU work
         holding the interpreter lock, shared by all concurrent requests; a request without
         a body queues for it, part before its round trip (``_SENDING_SHARE``), the rest
@@ -102,26 +105,27 @@ class _Costs:
         server = self.overhead + lookups * self.lookup
         busy = self.client + server
         if not self.colocated:
-            return {"delay": self.sc.network.rtt + busy, "components": tuple(work)}
+            return {"delay": self.sc.network.rtt + busy + extra, "components": tuple(work)}
         connect = self.sc.machine.client_connect_cost if self.fresh else 0.0
         self.fresh = False
         if work:  # a body's handling shares the lock like the body
-            return {"delay": self.sc.network.rtt,
+            return {"delay": self.sc.network.rtt + extra,
                     "lead": (Component(_REQUEST_LOCK, connect, 1.0),) if connect else (),
                     "components": tuple(work) + (Component(("gil", "cpu"), busy, 1.0),)}
         sending = busy * _SENDING_SHARE
-        return {"delay": self.sc.network.rtt,
+        return {"delay": self.sc.network.rtt + extra,
                 "lead": (Component(_REQUEST_LOCK, connect + sending, 1.0),),
                 "components": (Component(_REQUEST_LOCK, busy - sending, 1.0),)}
 
-    def server(self, lookups: float, work: tuple[Component, ...] = ()) -> dict[str, Any]:
+    def server(self, lookups: float, work: tuple[Component, ...] = (),
+               extra: float = 0.0) -> dict[str, Any]:
         """The registry's lookups inside a request already counted (a monolithic PUT's
         commit)."""
         seconds = lookups * self.lookup
         if self.colocated:
             handling = Component(("gil", "cpu") if work else _REQUEST_LOCK, seconds, 1.0)
-            return {"components": tuple(work) + (handling,)}
-        return {"delay": seconds, "components": tuple(work)}
+            return {"delay": extra, "components": tuple(work) + (handling,)}
+        return {"delay": seconds + extra, "components": tuple(work)}
 
     def registry_ingest(self, nbytes: int) -> Component:
         """The registry receiving, hashing and writing ``nbytes`` (one core per request)."""
@@ -140,6 +144,8 @@ class _Costs:
         if not plan.compress:
             return (Component(("cpu",), size_out / m.sha256_rate, 1.0),) if size_out else ()
         compress = size_in / m.compress_speed(sc.compression_key)
+        # a client tarring the layer from files frames each on the layer's own stream
+        hashing += sc.layers[plan.index].files * m.client_file_cost
         if sc.threads <= 1:
             return (Component(("cpu",), compress + hashing, 1.0),)
         return (Component(("cpu", "compress_pool"), compress, float(sc.threads)),
@@ -193,8 +199,8 @@ def _send(sc: Scenario, costs: _Costs, name: str, nbytes: int, client: tuple[Com
         yield Step("upload", name, **costs.req(), requests=1, detail="POST")
     if p.upload == "monolithic":  # one PUT ?digest= carrying the body; commit inside it
         yield from _body(costs, name, nbytes, client, bytes_in, "PUT")
-        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, nbytes)),
-                   detail="commit")
+        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, nbytes),
+                                                  sc.registry.blob_overhead), detail="commit")
         return
     if p.upload == "chunked" and nbytes > p.chunk_size > 0:
         sent = 0
@@ -207,8 +213,8 @@ def _send(sc: Scenario, costs: _Costs, name: str, nbytes: int, client: tuple[Com
             sent += part
     else:
         yield from _body(costs, name, nbytes, client, bytes_in, "PATCH")
-    yield Step("commit", name, **costs.req(1, _commit_work(sc, costs, nbytes)), requests=1,
-               detail="PUT")
+    yield Step("commit", name, **costs.req(1, _commit_work(sc, costs, nbytes),
+                                           sc.registry.blob_overhead), requests=1, detail="PUT")
 
 
 def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator[Step]:
@@ -225,8 +231,8 @@ def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator
     if plan.small:  # compressed in memory, then one request with the body
         yield Step("upload", name, cpu, bytes_in=size_in, detail="in memory")
         yield from _body(costs, name, size_out, (), 0, "monolithic")
-        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, size_out)),
-                   detail="commit")
+        yield Step("upload", name, **costs.server(1, _commit_work(sc, costs, size_out),
+                                                  sc.registry.blob_overhead), detail="commit")
         return
     if plan.compress and p.upload == "monolithic":  # the digest must precede the body
         yield Step("compress", name, cpu, bytes=size_out, bytes_in=size_in,
@@ -251,7 +257,7 @@ def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan, checked: bool) -> Itera
     if plan.exists:
         return
     if plan.mount_from is not None:
-        yield Step("mount", name, **costs.req(2), requests=1,
+        yield Step("mount", name, **costs.req(2, extra=sc.registry.mount_overhead), requests=1,
                    outcome="mounted" if plan.mounted else "refused")
         if plan.mounted:
             yield from _confirm(sc, costs, name)
@@ -289,7 +295,8 @@ def _finish(sc: Scenario, costs: _Costs, looked_up: bool) -> Iterator[Step]:
         nbytes = sc.config_size
         if getattr(p, "small_blob_limit", 0):
             yield from _body(costs, "config", nbytes, (), 0, "monolithic")
-            yield Step("upload", "config", **costs.server(1), detail="commit")
+            yield Step("upload", "config", **costs.server(1, extra=sc.registry.blob_overhead),
+                       detail="commit")
         else:
             yield from _send(sc, costs, "config", nbytes, (), 0, False)
         yield from _confirm(sc, costs, "config")
@@ -333,8 +340,9 @@ def run_scenario(sc: Scenario):
                 yield Parallel(tuple(_checker(sc, costs.thread(), queue) for _ in range(checkers)))
                 yield from _join(m.client_thread_join_cost, checkers, "check", "the checkers")
             todo = [pl for pl in plans if not pl.exists]
-        order = deque(sorted(todo, key=lambda pl: (-sc.layers[pl.index].uncompressed_size,
-                                                   pl.index)))
+        by_index = {pl.index: pl for pl in todo}
+        order = deque(by_index[i] for i in sc.profile.start_order(
+            [(pl.index, sc.layers[pl.index].uncompressed_size) for pl in todo]))
         workers = min(sc.workers, len(order)) or 1
         if order:
             yield Parallel(tuple(_worker(sc, costs.thread(), order, check_first)

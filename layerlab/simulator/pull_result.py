@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..units import format_duration, format_size
 from .engine import Record
-from .result import SimEvent, merge_records
+from .result import EVENT_COLUMNS, PhasedResult, SimEvent, merge_records, union_seconds
 
 if TYPE_CHECKING:
     from .pull import ExtractRecord, LayerPlan, PullLayer
@@ -20,12 +20,10 @@ PULL_PHASES = ("start", "manifest", "config", "download", "sync", "toc", "fetch"
 PULL_COLOURS = {"start": "#9e9e9e", "manifest": "#8d6e63", "config": "#a1887f",
                 "download": "#1e88e5", "sync": "#5e35b1", "toc": "#fdd835",
                 "fetch": "#fb8c00", "extract": "#43a047"}
-EVENT_COLUMNS = ("layer", "diff_id", "phase", "start", "end", "bytes", "outcome", "detail",
-                 "bytes_in", "requests", "source")
 
 
 @dataclass(frozen=True)
-class PullResult:
+class PullResult(PhasedResult):
     """A predicted pull.
 
     * ``total``: seconds from the client's start to the last layer ready;
@@ -49,17 +47,6 @@ class PullResult:
     inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
     label: str = ""
     profile: str = ""
-
-    @property
-    def dominant_phase(self) -> str:
-        """The phase with the most seconds on the critical path."""
-        if not self.phases:
-            return ""
-        return max(self.phases, key=lambda p: self.phases[p]["critical"])
-
-    def count(self, outcome: str) -> int:
-        """Layers with this outcome."""
-        return sum(1 for layer in self.layers if layer["outcome"] == outcome)
 
     def to_json(self) -> dict[str, Any]:
         """The stable ``layerlab pull-cost --json`` shape."""
@@ -144,19 +131,6 @@ def _short(name: str) -> str:
     return name[7:19] if name.startswith("sha256:") else name
 
 
-def _union(intervals: Sequence[tuple[float, float]]) -> float:
-    total, end = 0.0, None
-    start = 0.0
-    for a, b in sorted(intervals):
-        if end is None or a > end:
-            if end is not None:
-                total += end - start
-            start, end = a, b
-        else:
-            end = max(end, b)
-    return total + (end - start if end is not None else 0.0)
-
-
 def _on_network(record: Record) -> bool:
     """A request's answer: its bytes came over the link (some perhaps in a burst)."""
     return record.step.requests > 0 and record.step.bytes > 0
@@ -201,7 +175,7 @@ def build_pull_result(records: Sequence[Record], extracts: Sequence["ExtractReco
         if not intervals:
             continue
         phases[phase] = {"critical": sum(b - a for p, a, b, _ in chain if p == phase),
-                         "busy": _union(intervals)}
+                         "busy": union_seconds(intervals)}
     critical = merge_records([c[3] for c in chain if isinstance(c[3], Record)], diff_ids)
     on_chain = {id(c[3]) for c in chain}
     critical += [e for e, x in zip(extract_events, extracts) if id(x) in on_chain]

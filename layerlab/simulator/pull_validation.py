@@ -46,6 +46,7 @@ from ..units import parse_duration, parse_rate
 from .inputs import Network
 from .machine import DEFAULT_MACHINE, MachineProfile
 from .pull import Node, PullLayer, get_pull_profile, pull_layers, simulate_pull
+from .validation import ErrorTable
 
 try:
     from ..registry.app import BURST_SECONDS
@@ -97,35 +98,15 @@ def pull_grid(images: Sequence[str] = ("gzip", "zstd"), clients: Sequence[str] =
 
 
 @dataclass(frozen=True)
-class PullValidationResult:
+class PullValidationResult(ErrorTable):
     """Predicted vs measured seconds per case (``error`` = predicted / measured - 1)."""
 
     rows: tuple[Mapping[str, Any], ...]
     machine: MachineProfile | None = field(compare=False, default=None)
     clients: Mapping[str, Any] = field(compare=False, default_factory=dict)
 
-    @property
-    def errors(self) -> list[float]:
-        return [abs(r["error"]) for r in self.rows]
-
-    @property
-    def median_abs_error(self) -> float:
-        return statistics.median(self.errors) if self.rows else 0.0
-
-    @property
-    def worst_abs_error(self) -> float:
-        return max(self.errors) if self.rows else 0.0
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame([dict(r) for r in self.rows])
-
-    def to_json(self) -> dict[str, Any]:
-        return {"median_abs_error": self.median_abs_error,
-                "worst_abs_error": self.worst_abs_error, "cases": [dict(r) for r in self.rows],
-                "clients": dict(self.clients),
-                "machine": self.machine.to_json() if self.machine else None}
+    def _extra_json(self) -> dict[str, Any]:
+        return {"clients": dict(self.clients)}
 
     def __repr__(self) -> str:
         return (f"<PullValidationResult {len(self.rows)} cases, median |error| "

@@ -83,7 +83,7 @@ def critical_records(records: Sequence[Record]) -> list[Record]:
     return list(reversed(chain))
 
 
-def _union(intervals: Iterable[tuple[float, float]]) -> float:
+def union_seconds(intervals: Iterable[tuple[float, float]]) -> float:
     total, current_end = 0.0, None
     current_start = 0.0
     for start, end in sorted(intervals):
@@ -98,8 +98,28 @@ def _union(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
+class PhasedResult:
+    """What a predicted push and a predicted pull share: ``phases`` (phase ->
+    ``{"critical": s, "busy": s}``) and ``layers`` (dicts with an ``outcome``)."""
+
+    phases: Mapping[str, Mapping[str, float]]
+    layers: tuple[Mapping[str, Any], ...]
+
+    @property
+    def dominant_phase(self) -> str:
+        """The phase with the most seconds on the critical path."""
+        if not self.phases:
+            return ""
+        return max(self.phases, key=lambda p: self.phases[p]["critical"])
+
+    def count(self, outcome: str) -> int:
+        """Layers with this outcome (a push's ``pushed``, ``exists``, ``mounted``; a pull's
+        ``downloaded``, ``unpacked``, ``present``, ``lazy``)."""
+        return sum(1 for layer in self.layers if layer["outcome"] == outcome)
+
+
 @dataclass(frozen=True)
-class SimulationResult:
+class SimulationResult(PhasedResult):
     """A predicted push.
 
     * ``total``: seconds from the first request to the manifest's answer;
@@ -122,17 +142,6 @@ class SimulationResult:
     events: tuple[SimEvent, ...]
     inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
     label: str = ""
-
-    @property
-    def dominant_phase(self) -> str:
-        """The phase with the most seconds on the critical path."""
-        if not self.phases:
-            return ""
-        return max(self.phases, key=lambda p: self.phases[p]["critical"])
-
-    def count(self, outcome: str) -> int:
-        """Layers with this outcome (``pushed``, ``exists``, ``mounted``)."""
-        return sum(1 for layer in self.layers if layer["outcome"] == outcome)
 
     # -- views ----------------------------------------------------------------------------
     def to_frame(self):
@@ -220,7 +229,7 @@ def build_result(records: Sequence[Record], plans: Sequence[Any], specs: Sequenc
             continue
         phases[phase] = {
             "critical": sum(r.end - r.start for r in chain if r.step.phase == phase),
-            "busy": _union(intervals),
+            "busy": union_seconds(intervals),
         }
     critical_events = merge_records(chain, diff_ids)
     layers = []

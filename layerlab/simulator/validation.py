@@ -91,15 +91,16 @@ def grid(images: Sequence[str] = ("14", "24"), profiles: Sequence[str] = ("seria
             for c in cache for b in bandwidth for lat in latency]
 
 
-@dataclass(frozen=True)
-class ValidationResult:
-    """Predicted vs measured seconds per case (``error`` = predicted / measured - 1)."""
+class ErrorTable:
+    """What the push and pull validations share: ``rows`` of cases, each with an ``error``
+    (predicted / measured - 1), and a ``machine`` profile the predictions used."""
 
     rows: tuple[Mapping[str, Any], ...]
-    machine: MachineProfile = field(compare=False, default=None)  # type: ignore[assignment]
+    machine: MachineProfile | None
 
     @property
     def errors(self) -> list[float]:
+        """|error| of every case, in order."""
         return [abs(r["error"]) for r in self.rows]
 
     @property
@@ -111,6 +112,7 @@ class ValidationResult:
         return max(self.errors) if self.rows else 0.0
 
     def to_frame(self):
+        """The cases as a pandas DataFrame."""
         import pandas as pd
 
         return pd.DataFrame([dict(r) for r in self.rows])
@@ -118,7 +120,19 @@ class ValidationResult:
     def to_json(self) -> dict[str, Any]:
         return {"median_abs_error": self.median_abs_error,
                 "worst_abs_error": self.worst_abs_error, "cases": [dict(r) for r in self.rows],
+                **self._extra_json(),
                 "machine": self.machine.to_json() if self.machine else None}
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class ValidationResult(ErrorTable):
+    """Predicted vs measured seconds per case (``error`` = predicted / measured - 1)."""
+
+    rows: tuple[Mapping[str, Any], ...]
+    machine: MachineProfile = field(compare=False, default=None)  # type: ignore[assignment]
 
     def plot(self):
         """Predicted against measured seconds, one point per case, with the y = x line."""
