@@ -14,7 +14,11 @@ that the simulation of that push equals its measured median, in this order:
 
 * ``repush_one`` and ``repush_many`` (re-pushes, HEADs only, of an image of one layer and
   of one of 16 tiny layers): the engine's fixed cost per push and the time of one
-  request (the engine's and Distribution's together);
+  request (the engine's and Distribution's together; requests are handled one at a time,
+  ``serial_requests``: 14 HEADs from 5 uploads at once take as long as in a row);
+* ``pulled_one`` (a just-started engine pulls the one-layer image and pushes it back to
+  its repository, HEADs only): the fixed cost of an engine's first push, which every
+  case but ``repush14`` is (each starts its engine);
 * ``fresh_many`` (the 16 tiny layers, fresh): each blob commit's own wait;
 * ``fresh_one`` (one layer holding a 64 MB sample of the cases' images' content, as one
   file): the engine's compression pipeline (dockerd reassembles the layer tar from its
@@ -34,6 +38,8 @@ Cases (genimage's big14 / big24 at ``--scale``, ``docker load``-ed):
 * ``fresh14``, ``fresh24``: to an empty Distribution (every layer compressed and sent);
 * ``serial14``: fresh, on an engine started with ``--max-concurrent-uploads=1``;
 * ``repush14``: again to the same registry (the engine knows every layer: HEADs only);
+* ``pulled14``: an engine that ``docker pull``-ed big14 pushes it back to the same
+  repository (the pull's metadata: HEADs only);
 * ``mount14``: an engine that ``docker pull``-ed big14 from repository A pushes it to
   repository B of the same registry (cross-repository mounts);
 * ``reload14``: an engine that only ``docker load``-ed big14 (no metadata) pushes to a
@@ -74,7 +80,8 @@ from layerlab.simulator.calibration import calibrate  # noqa: E402
 from layerlab.simulator.validation import content_sample  # noqa: E402
 from layerlab.simulator.inputs import LayerSpec, Network, layers_from_image, measure_ratio  # noqa: E402,E501
 
-CASES = ("fresh14", "fresh24", "serial14", "repush14", "mount14", "reload14", "wan14")
+CASES = ("fresh14", "fresh24", "serial14", "repush14", "pulled14", "mount14", "reload14",
+         "wan14")
 WAN = ("100 Mbit/s", "20 ms")
 CALIBRATION_BYTES = 64_000_000
 CALIBRATION_FILES = 2048
@@ -176,7 +183,8 @@ def _fit(target: float, predict, low: float, high: float) -> float:
 def measure_calibration(work: Path, runs: int, images: dict) -> dict[str, float]:
     """Median seconds of each calibration push (see the module docstring)."""
     pushes: dict[str, list[float]] = {k: [] for k in (
-        "repush_one", "repush_many", "fresh_many", "fresh_one", "fresh_files", "mount_many")}
+        "repush_one", "repush_many", "fresh_many", "fresh_one", "fresh_files", "mount_many",
+        "pulled_one")}
     serial = ["--max-concurrent-uploads=1"]
     with start_dockerd(extra_args=serial) as engine:
         for name, (archive, _) in images.items():
@@ -190,6 +198,11 @@ def measure_calibration(work: Path, runs: int, images: dict) -> dict[str, float]
                     if name != "files":
                         pushes[f"repush_{name}"].append(
                             docker_push(engine, f"calib/{name}:1", dest))
+                    if name == "one":
+                        with start_dockerd(extra_args=serial) as other:
+                            other.docker("pull", dest)
+                            pushes["pulled_one"].append(
+                                docker_push(other, dest, f"{reg.host}/calib/one:2"))
                     if name == "many":
                         with start_dockerd(extra_args=serial) as other:
                             other.docker("pull", dest)
@@ -218,7 +231,7 @@ def calibrate_docker(work: Path, runs: int, cases: list):
     many = tuple(layer.with_options(files=1) for layer in images["many"][1])
     profile = get_profile("docker").with_options(concurrency=1)
     figures = {"overhead": 0.0, "request": 0.0, "blob": 0.0, "rate": 30e6, "file": 0.0,
-               "mount": 0.0}
+               "mount": 0.0, "first_push": 0.0}
 
     def model(**changes: float):
         f = {**figures, **changes}
@@ -227,7 +240,7 @@ def calibrate_docker(work: Path, runs: int, cases: list):
                                  client_request_overhead=0.0, client_file_cost=f["file"])
         r = settings.with_options(request_overhead=f["request"], blob_overhead=f["blob"],
                                   mount_overhead=f["mount"], lookup_cost=0.0,
-                                  cached_lookup_cost=0.0)
+                                  cached_lookup_cost=0.0, serial_requests=True)
         return m, r
 
     def sim(layers, kwargs, **changes):
@@ -248,9 +261,12 @@ def calibrate_docker(work: Path, runs: int, cases: list):
     figures["rate"] = _fit(measured["fresh_one"], lambda r: sim([one], fresh, rate=r), 1e6, 1e9)
     figures["file"] = _fit(measured["fresh_files"], lambda c: sim([files], fresh, file=c),
                            0.0, 0.01)
+    pulled = {"existing": {"calib/one": "all"}, "known": "existing", "repository": "calib/one"}
+    first = _fit(measured["pulled_one"], lambda o: sim([one], pulled, overhead=o), 0.0, 1.0)
     figures["mount"] = _fit(measured["mount_many"], lambda c: sim(
         many, {"existing": {"calib/many": "all"}, "known": "existing",
-               "repository": "calib/other"}, mount=c), 0.0, 0.5)
+               "repository": "calib/other"}, mount=c, overhead=first), 0.0, 0.5)
+    figures["first_push"] = first
     m, r = model()
     m = m.with_options(source="dockerd 20.10 (bench_docker_validate calibration)")
     return m, r, {**{f"measured_{k}": v for k, v in measured.items()},
@@ -292,19 +308,25 @@ class Cases:
                     with start_dockerd() as other:  # knows nothing of that push
                         load(other, self.images[image], source)
                         return docker_push(other, source, f"{reg.host}/bench/big14:2")
-                if case == "mount14":
+                if case in ("mount14", "pulled14"):
                     docker_push(engine, source, f"{reg.host}/bench/a:1")
                     with start_dockerd() as other:
                         other.docker("pull", f"{reg.host}/bench/a:1")
+                        target = "b:1" if case == "mount14" else "a:2"
                         return docker_push(other, f"{reg.host}/bench/a:1",
-                                           f"{reg.host}/bench/b:1")
+                                           f"{reg.host}/bench/{target}")
             finally:
                 reg.stop()
         raise ValueError(f"unknown case {case!r}")
 
 
-def predict(case: str, specs: dict, machine, settings: RegistrySettings) -> float:
+def predict(case: str, specs: dict, machine, settings: RegistrySettings,
+            first_push: float) -> float:
+    """The simulated seconds of ``case``: every case but ``repush14`` is the first push of
+    a just-started engine, whose fixed cost is ``first_push``."""
     image = "big24" if case == "fresh24" else "big14"
+    if case != "repush14":
+        machine = machine.with_options(client_push_overhead=first_push)
     layers = specs[image]
     profile = get_profile("docker")
     if case == "serial14":
@@ -316,6 +338,8 @@ def predict(case: str, specs: dict, machine, settings: RegistrySettings) -> floa
         kwargs.update(existing="all", known="none")
     elif case == "mount14":
         kwargs.update(existing={"bench/a": "all"}, known="existing", repository="bench/b")
+    elif case == "pulled14":
+        kwargs.update(existing={"bench/a": "all"}, known="existing", repository="bench/a")
     elif case == "wan14":
         kwargs.update(registry=RegistrySettings.local(),
                       network=Network.of(WAN[0], WAN[1]))
@@ -352,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in cases:
         m = statistics.median(measured[case])
-        p = predict(case, specs, machine, settings)
+        p = predict(case, specs, machine, settings, calibration["fitted_first_push"])
         rows.append({"case": case, "measured": m, "simulated": p, "error": p / m - 1,
                      "runs": measured[case]})
     print(f"\nscale {args.scale}, medians of {args.runs} runs")

@@ -478,3 +478,16 @@ def test_layers_from_image_counts_tar_entries_for_a_per_file_client(tmp_path):
     counted = layers_from_image(image, machine=ZERO.with_options(client_file_cost=1e-5))
     assert [s.files for s in counted] == expected
     assert sum(expected) > 14
+
+
+def test_a_registry_answering_one_request_at_a_time_serialises_a_head_burst():
+    # as test_a_colocated_registry_sends_and_answers_a_head_burst_one_by_one, for a
+    # registry of its own that handles bodiless requests in a row (dockerd + Distribution)
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    layers = [stored(MB, f"l{i}") for i in range(16)]
+    registry = RegistrySettings(same_machine=True, serial_requests=True, request_overhead=0.001)
+    r = simulate(layers, fast, rtt="10 ms", machine=ZERO, existing="all", known="all",
+                 registry=registry)
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
+    assert ends == pytest.approx([0.011 + 0.0005 * k for k in range(16)])
+    assert r.total == pytest.approx(0.0405)

@@ -168,6 +168,10 @@ class RegistrySettings:
     * ``same_machine``: the registry is a process of its own on the client's machine
       (Distribution next to the client): receiving a body takes one of the client's
       cores, but requests are answered concurrently, with no lock;
+    * ``serial_requests``: requests without a body are handled one at a time, in
+      arrival order, however many the client sends at once (measured of dockerd pushing
+      to Distribution on one machine: 14 HEADs from 5 uploads take as long as one after
+      another);
     * ``serial_throttle``: the bandwidth limit is enforced by the registry itself, in the
       loop that receives bodies (layerlab's ``LocalRegistry`` emulating a WAN): the time
       the loop spends on each byte adds to the limit's, so the link carries
@@ -191,6 +195,7 @@ class RegistrySettings:
     cores: float | None = None
     colocated: bool = False
     same_machine: bool = False
+    serial_requests: bool = False
     serial_throttle: bool = False
     writeback_every: int = 0
     proxy_buffer: int | None = None

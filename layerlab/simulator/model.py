@@ -105,6 +105,11 @@ class _Costs:
         server = self.overhead + lookups * self.lookup
         busy = self.client + server
         if not self.colocated:
+            if self.sc.registry.serial_requests and not work:  # one at a time, in order
+                sending = busy * _SENDING_SHARE
+                return {"delay": self.sc.network.rtt + extra,
+                        "lead": (Component(("request_lock",), sending, 1.0),),
+                        "components": (Component(("request_lock",), busy - sending, 1.0),)}
             return {"delay": self.sc.network.rtt + busy + extra, "components": tuple(work)}
         connect = self.sc.machine.client_connect_cost if self.fresh else 0.0
         self.fresh = False
