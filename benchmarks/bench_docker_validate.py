@@ -6,19 +6,21 @@ into layerlab's registry with its WAN knobs.
     python benchmarks/bench_docker_validate.py [--runs 3] [--scale 0.25] [--dir DIR]
                                                [--cases fresh14,...] [--json FILE]
 
-Calibration, before the cases and on other pushes than theirs, from the engine itself
+Calibration, run by run interleaved with the cases and on other pushes than theirs, from
+the engine itself
 (the simulator's model is fitted to these pushes, then predicts the cases). An engine
 started with ``--max-concurrent-uploads=1`` pushes small images made for it, each to a
-fresh Distribution, median of at least 3 pushes each; one figure is fitted per push so
+fresh Distribution, median of at least 3 pushes each (the re-pushes
+:data:`REPUSHES` times as many); one figure is fitted per push so
 that the simulation of that push equals its measured median, in this order:
 
 * ``repush_one`` and ``repush_many`` (re-pushes, HEADs only, of an image of one layer and
   of one of 16 tiny layers): the engine's fixed cost per push and the time of one
-  request (the engine's and Distribution's together; requests are handled one at a time,
-  ``serial_requests``: 14 HEADs from 5 uploads at once take as long as in a row);
-* ``pulled_one`` (a just-started engine pulls the one-layer image and pushes it back to
-  its repository, HEADs only): the fixed cost of an engine's first push, which every
-  case but ``repush14`` is (each starts its engine);
+  request (the engine's and Distribution's together);
+* ``repush_many_parallel`` (the same re-push from an engine uploading 5 layers at once,
+  as the cases' engines do): which share of a request's time is the engine's own
+  (concurrent requests overlap it) and which Distribution's (``serial_requests``: it
+  answers bodiless requests one at a time);
 * ``fresh_many`` (the 16 tiny layers, fresh): each blob commit's own wait;
 * ``fresh_one`` (one layer holding a 64 MB sample of the cases' images' content, as one
   file): the engine's compression pipeline (dockerd reassembles the layer tar from its
@@ -27,8 +29,14 @@ that the simulation of that push equals its measured median, in this order:
   the ``zlib-6`` key the ``docker`` profile names (the layers' ratios are measured with
   zlib 6 on samples too: Go's output is within 1 %);
 * ``fresh_files`` (the same 64 MB as 2,048 files): the engine's cost per file;
-* ``mount_many`` (an engine that pulled the 16-layer image from repository A pushes it
-  to B: cross-repository mounts): each mount's own wait;
+* ``pulled_many`` (a just-started engine pulls the 16-layer image and pushes it back to
+  its repository, HEADs only): what each request of an engine's first push costs more
+  than a re-push's (every case but ``repush14`` is a first push: each starts its engine;
+  a one-layer first push costs what a re-push does, a 14-layer one ~1.2 ms a layer more,
+  as much from 5 uploads at once as from one: the extra is in a row, as Distribution's
+  share);
+* ``mount_many`` (another just-started engine pulls the 16-layer image from repository
+  A and pushes it to B: cross-repository mounts): each mount's own wait;
 * Distribution's ingest rate (a 64 MiB monolithic upload with ``requests``); it runs
   on the client's cores, as its own process (``same_machine``);
 * the rest (cores, sha256) from :func:`layerlab.simulator.calibrate` (quick).
@@ -46,7 +54,8 @@ Cases (genimage's big14 / big24 at ``--scale``, ``docker load``-ed):
   registry that already holds it: docker cannot know, and compresses and sends it all;
 * ``wan14``: fresh, into layerlab's registry emulating 100 Mbit/s and 20 ms.
 
-Each case is measured ``--runs`` times (median) and simulated once with the same inputs;
+Every timed push starts after a ``sync`` (see :func:`docker_push`). Each case is measured
+``--runs`` times (median) and simulated once with the same inputs;
 the table gives measured, simulated and the relative error, then the median and worst
 |error|.
 """
@@ -65,6 +74,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -86,11 +96,16 @@ WAN = ("100 Mbit/s", "20 ms")
 CALIBRATION_BYTES = 64_000_000
 CALIBRATION_FILES = 2048
 CALIBRATION_LAYERS = 16
+REPUSHES = 5
 
 
 def docker_push(engine: DockerEngine, source: str, dest: str) -> float:
-    """Wall seconds of ``docker push`` of ``source`` tagged as ``dest``."""
+    """Wall seconds of ``docker push`` of ``source`` tagged as ``dest``. The page cache is
+    flushed first (``sync``): the writeback of what came before (a ``docker load`` or
+    ``pull``, the last push's registry) would otherwise run during the push; measured,
+    it slowed fresh14 by 11 % and pulled14 by 30 ms, which is no cost of the push."""
     engine.docker("tag", source, dest)
+    os.sync()
     try:
         seconds, _ = run_child([engine.client, "push", "--quiet", dest], env=engine.env)
     finally:
@@ -180,15 +195,20 @@ def _fit(target: float, predict, low: float, high: float) -> float:
     return (low + high) / 2
 
 
-def measure_calibration(work: Path, runs: int, images: dict) -> dict[str, float]:
-    """Median seconds of each calibration push (see the module docstring)."""
+def measure_calibration(work: Path, runs: int, images: dict,
+                        between: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Median seconds of each calibration push (see the module docstring); the re-pushes
+    take 30-60 ms, so each run repeats them :data:`REPUSHES` times. ``between(run)`` is
+    called after each run's calibration pushes (the cases' pushes of that run: this
+    machine's speed drifts by 20 % within minutes, so the two interleave)."""
     pushes: dict[str, list[float]] = {k: [] for k in (
-        "repush_one", "repush_many", "fresh_many", "fresh_one", "fresh_files", "mount_many",
-        "pulled_one")}
+        "repush_one", "repush_many", "repush_many_parallel", "fresh_many", "fresh_one",
+        "fresh_files", "pulled_many", "mount_many")}
     serial = ["--max-concurrent-uploads=1"]
-    with start_dockerd(extra_args=serial) as engine:
+    with start_dockerd(extra_args=serial) as engine, start_dockerd() as parallel:
         for name, (archive, _) in images.items():
             engine.docker("load", "-i", str(archive))
+        parallel.docker("load", "-i", str(images["many"][0]))
         for run in range(max(3, runs)):
             for name in ("one", "files", "many"):
                 reg = Distribution(work / f"reg-calib-{name}-{run}")
@@ -196,30 +216,33 @@ def measure_calibration(work: Path, runs: int, images: dict) -> dict[str, float]
                     dest = f"{reg.host}/calib/{name}:1"
                     pushes[f"fresh_{name}"].append(docker_push(engine, f"calib/{name}:1", dest))
                     if name != "files":
-                        pushes[f"repush_{name}"].append(
-                            docker_push(engine, f"calib/{name}:1", dest))
-                    if name == "one":
-                        with start_dockerd(extra_args=serial) as other:
-                            other.docker("pull", dest)
-                            pushes["pulled_one"].append(
-                                docker_push(other, dest, f"{reg.host}/calib/one:2"))
+                        pushes[f"repush_{name}"].extend(
+                            docker_push(engine, f"calib/{name}:1", dest) for _ in range(REPUSHES))
                     if name == "many":
-                        with start_dockerd(extra_args=serial) as other:
-                            other.docker("pull", dest)
-                            pushes["mount_many"].append(
-                                docker_push(other, dest, f"{reg.host}/calib/other:1"))
+                        docker_push(parallel, "calib/many:1", dest)  # its layers, known
+                        pushes["repush_many_parallel"].extend(
+                            docker_push(parallel, "calib/many:1", dest) for _ in range(REPUSHES))
+                        for kind, target in (("pulled", "many:2"), ("mount", "other:1")):
+                            with start_dockerd(extra_args=serial) as other:
+                                other.docker("pull", dest)
+                                pushes[f"{kind}_many"].append(
+                                    docker_push(other, dest, f"{reg.host}/calib/{target}"))
                 finally:
                     reg.stop()
+            if between is not None and run < runs:
+                between(run)
     return {k: statistics.median(v) for k, v in pushes.items()}
 
 
-def calibrate_docker(work: Path, runs: int, cases: list):
+def calibrate_docker(work: Path, runs: int, cases: list,
+                     between: Callable[[int], None] | None = None):
     """The machine profile and registry settings of dockerd's pushes to Distribution, fitted
-    to the calibration pushes (see the module docstring)."""
+    to the calibration pushes (see the module docstring; ``between`` as in
+    :func:`measure_calibration`)."""
     machine = calibrate(quick=True, registry=False, save=False)
     content = content_sample(cases, CALIBRATION_BYTES)[:CALIBRATION_BYTES]
     images = calibration_images(work, content)
-    measured = measure_calibration(work, runs, images)
+    measured = measure_calibration(work, runs, images, between)
     reg = Distribution(work / "reg-calibration")
     try:
         settings = distribution_settings(reg)
@@ -229,23 +252,26 @@ def calibrate_docker(work: Path, runs: int, cases: list):
     files = one.with_options(files=CALIBRATION_FILES)
     one = one.with_options(files=1)
     many = tuple(layer.with_options(files=1) for layer in images["many"][1])
-    profile = get_profile("docker").with_options(concurrency=1)
-    figures = {"overhead": 0.0, "request": 0.0, "blob": 0.0, "rate": 30e6, "file": 0.0,
-               "mount": 0.0, "first_push": 0.0}
+    parallel = get_profile("docker")
+    profile = parallel.with_options(concurrency=1)
+    figures = {"overhead": 0.0, "request": 0.0, "client_share": 0.0, "blob": 0.0,
+               "rate": 30e6, "file": 0.0, "first_request": 0.0, "mount": 0.0}
 
     def model(**changes: float):
         f = {**figures, **changes}
+        client = f["request"] * f["client_share"]
         m = machine.with_options(compress_rate={**machine.compress_rate, "zlib-6": f["rate"]},
                                  client_push_overhead=f["overhead"], client_stream_cost=0.0,
-                                 client_request_overhead=0.0, client_file_cost=f["file"])
-        r = settings.with_options(request_overhead=f["request"], blob_overhead=f["blob"],
+                                 client_request_overhead=client, client_file_cost=f["file"])
+        r = settings.with_options(request_overhead=f["request"] - client + f["first_request"],
+                                  blob_overhead=f["blob"],
                                   mount_overhead=f["mount"], lookup_cost=0.0,
                                   cached_lookup_cost=0.0, serial_requests=True)
         return m, r
 
-    def sim(layers, kwargs, **changes):
+    def sim(layers, kwargs, _profile=profile, **changes):
         m, r = model(**changes)
-        return simulate(list(layers), profile, machine=m, registry=r, **kwargs).total
+        return simulate(list(layers), _profile, machine=m, registry=r, **kwargs).total
 
     repush = {"existing": "all", "known": "all"}
     fresh = {"known": "none"}
@@ -257,17 +283,21 @@ def calibrate_docker(work: Path, runs: int, cases: list):
     figures["request"] = _fit(measured["repush_many"], lambda q: sim(
         many, repush, overhead=overhead_for(q), request=q), 0.0, 0.05)
     figures["overhead"] = overhead_for(figures["request"])
+    # a serial engine's requests are in a row whoever's share is whose; 5 uploads at once
+    # overlap the engine's own share
+    figures["client_share"] = _fit(measured["repush_many_parallel"], lambda f: sim(
+        many, repush, client_share=f, _profile=parallel), 0.0, 1.0)
     figures["blob"] = _fit(measured["fresh_many"], lambda b: sim(many, fresh, blob=b), 0.0, 0.5)
     figures["rate"] = _fit(measured["fresh_one"], lambda r: sim([one], fresh, rate=r), 1e6, 1e9)
     figures["file"] = _fit(measured["fresh_files"], lambda c: sim([files], fresh, file=c),
                            0.0, 0.01)
-    pulled = {"existing": {"calib/one": "all"}, "known": "existing", "repository": "calib/one"}
-    first = _fit(measured["pulled_one"], lambda o: sim([one], pulled, overhead=o), 0.0, 1.0)
+    pulled = {"existing": {"calib/many": "all"}, "known": "existing"}
+    first = _fit(measured["pulled_many"], lambda c: sim(
+        many, {**pulled, "repository": "calib/many"}, first_request=c), 0.0, 0.05)
     figures["mount"] = _fit(measured["mount_many"], lambda c: sim(
-        many, {"existing": {"calib/many": "all"}, "known": "existing",
-               "repository": "calib/other"}, mount=c, overhead=first), 0.0, 0.5)
-    figures["first_push"] = first
-    m, r = model()
+        many, {**pulled, "repository": "calib/other"}, mount=c, first_request=first), 0.0, 0.5)
+    figures["first_request"] = first
+    m, r = model(first_request=0.0)
     m = m.with_options(source="dockerd 20.10 (bench_docker_validate calibration)")
     return m, r, {**{f"measured_{k}": v for k, v in measured.items()},
                   **{f"fitted_{k}": v for k, v in figures.items()},
@@ -321,12 +351,13 @@ class Cases:
 
 
 def predict(case: str, specs: dict, machine, settings: RegistrySettings,
-            first_push: float) -> float:
+            first_request: float) -> float:
     """The simulated seconds of ``case``: every case but ``repush14`` is the first push of
-    a just-started engine, whose fixed cost is ``first_push``."""
+    a just-started engine, whose requests each cost ``first_request`` more, in a row."""
     image = "big24" if case == "fresh24" else "big14"
     if case != "repush14":
-        machine = machine.with_options(client_push_overhead=first_push)
+        settings = settings.with_options(
+            request_overhead=settings.request_overhead + first_request)
     layers = specs[image]
     profile = get_profile("docker")
     if case == "serial14":
@@ -361,22 +392,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dval-") as tmp:
         work = Path(tmp)
         opened = [layerlab.open_image(f"docker-archive:{path}") for path in images.values()]
-        machine, settings, calibration = calibrate_docker(work, args.runs, opened)
-        print("calibration: " + ", ".join(f"{k} {v:.4g}" for k, v in calibration.items()),
-              file=sys.stderr)
-        specs = {name: layers_from_image(layerlab.open_image(f"docker-archive:{path}"),
-                                         machine=machine) for name, path in images.items()}
         measured: dict[str, list[float]] = {c: [] for c in cases}
         runner = Cases(images, work)
-        for run in range(args.runs):
+
+        def cases_run(run: int) -> None:
             for case in cases:
                 measured[case].append(runner.measure(case))
             print(f"run {run + 1}/{args.runs}: " + ", ".join(
                 f"{c} {measured[c][-1]:.2f}s" for c in cases), file=sys.stderr)
+
+        machine, settings, calibration = calibrate_docker(work, args.runs, opened, cases_run)
+        print("calibration: " + ", ".join(f"{k} {v:.4g}" for k, v in calibration.items()),
+              file=sys.stderr)
+        specs = {name: layers_from_image(layerlab.open_image(f"docker-archive:{path}"),
+                                         machine=machine) for name, path in images.items()}
     rows = []
     for case in cases:
         m = statistics.median(measured[case])
-        p = predict(case, specs, machine, settings, calibration["fitted_first_push"])
+        p = predict(case, specs, machine, settings, calibration["fitted_first_request"])
         rows.append({"case": case, "measured": m, "simulated": p, "error": p / m - 1,
                      "runs": measured[case]})
     print(f"\nscale {args.scale}, medians of {args.runs} runs")

@@ -491,3 +491,16 @@ def test_a_registry_answering_one_request_at_a_time_serialises_a_head_burst():
     ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
     assert ends == pytest.approx([0.011 + 0.0005 * k for k in range(16)])
     assert r.total == pytest.approx(0.0405)
+
+
+def test_a_serial_registry_queues_only_its_own_share_of_each_request():
+    # the client's 2 ms per HEAD overlaps between the 16 concurrent checks; the registry's
+    # 1 ms is in a row, half (0.5 ms) before the 10 ms round trip and the client's 2 ms,
+    # half after: HEAD k ends at 0.5 (k + 1) + 12 + 0.5 ms
+    fast = PushProfile("t", concurrency=0, check_existing="always", compress_threads=1)
+    layers = [stored(MB, f"l{i}") for i in range(16)]
+    registry = RegistrySettings(same_machine=True, serial_requests=True, request_overhead=0.001)
+    r = simulate(layers, fast, rtt="10 ms", machine=ZERO.with_options(client_request_overhead=0.002),
+                 existing="all", known="all", registry=registry)
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
+    assert ends == pytest.approx([0.013 + 0.0005 * k for k in range(16)])

@@ -67,6 +67,14 @@ _REQUEST_LOCK = ("gil", "cpu", "request_lock")  # a colocated registry handling 
 _SENDING_SHARE = 0.5
 
 
+def _in_a_row(resources: tuple[str, ...], busy: float, connect: float = 0.0) -> dict[str, Any]:
+    """A bodiless request handled one at a time on ``resources``: ``connect`` and its
+    sending share before the round trip, the rest after."""
+    sending = busy * _SENDING_SHARE
+    return {"lead": (Component(resources, connect + sending, 1.0),),
+            "components": (Component(resources, busy - sending, 1.0),)}
+
+
 class _Costs:
     """Per-request delays and per-byte work, from the scenario's figures."""
 
@@ -101,15 +109,14 @@ class _Costs:
         colocated (a Python registry in the client's process) that time is CPU work
         holding the interpreter lock, shared by all concurrent requests; a request without
         a body queues for it, part before its round trip (``_SENDING_SHARE``), the rest
-        after. Otherwise a plain delay."""
+        after. With ``serial_requests`` only the registry's share queues so (the client's
+        own is a delay: concurrent requests overlap it). Otherwise a plain delay."""
         server = self.overhead + lookups * self.lookup
         busy = self.client + server
         if not self.colocated:
-            if self.sc.registry.serial_requests and not work:  # one at a time, in order
-                sending = busy * _SENDING_SHARE
-                return {"delay": self.sc.network.rtt + extra,
-                        "lead": (Component(("request_lock",), sending, 1.0),),
-                        "components": (Component(("request_lock",), busy - sending, 1.0),)}
+            if self.sc.registry.serial_requests and not work:  # the registry's share in a row
+                return {"delay": self.sc.network.rtt + self.client + extra,
+                        **_in_a_row(("request_lock",), server)}
             return {"delay": self.sc.network.rtt + busy + extra, "components": tuple(work)}
         connect = self.sc.machine.client_connect_cost if self.fresh else 0.0
         self.fresh = False
@@ -117,10 +124,7 @@ class _Costs:
             return {"delay": self.sc.network.rtt + extra,
                     "lead": (Component(_REQUEST_LOCK, connect, 1.0),) if connect else (),
                     "components": tuple(work) + (Component(("gil", "cpu"), busy, 1.0),)}
-        sending = busy * _SENDING_SHARE
-        return {"delay": self.sc.network.rtt + extra,
-                "lead": (Component(_REQUEST_LOCK, connect + sending, 1.0),),
-                "components": (Component(_REQUEST_LOCK, busy - sending, 1.0),)}
+        return {"delay": self.sc.network.rtt + extra, **_in_a_row(_REQUEST_LOCK, busy, connect)}
 
     def server(self, lookups: float, work: tuple[Component, ...] = (),
                extra: float = 0.0) -> dict[str, Any]:
@@ -145,16 +149,16 @@ class _Costs:
         layer's own thread."""
         m, sc = self.sc.machine, self.sc
         size_in, size_out = plan.bytes_in, plan.bytes_out
-        hashing = (size_in + size_out) / m.sha256_rate
+        stream_work = (size_in + size_out) / m.sha256_rate  # both hashes
         if not plan.compress:
             return (Component(("cpu",), size_out / m.sha256_rate, 1.0),) if size_out else ()
         compress = size_in / m.compress_speed(sc.compression_key)
         # a client tarring the layer from files frames each on the layer's own stream
-        hashing += sc.layers[plan.index].files * m.client_file_cost
+        stream_work += sc.layers[plan.index].files * m.client_file_cost
         if sc.threads <= 1:
-            return (Component(("cpu",), compress + hashing, 1.0),)
+            return (Component(("cpu",), compress + stream_work, 1.0),)
         return (Component(("cpu", "compress_pool"), compress, float(sc.threads)),
-                Component(("cpu",), hashing, 1.0))
+                Component(("cpu",), stream_work, 1.0))
 
 
 def _body(costs: _Costs, name: str, nbytes: int, client: tuple[Component, ...],
