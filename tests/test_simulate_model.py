@@ -504,3 +504,25 @@ def test_a_serial_registry_queues_only_its_own_share_of_each_request():
                  existing="all", known="all", registry=registry)
     ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l"))
     assert ends == pytest.approx([0.013 + 0.0005 * k for k in range(16)])
+
+
+def test_the_client_starts_one_layer_at_a_time():
+    # 4 re-pushed layers checked by 4 workers at once: each waits its turn for the
+    # client's 5 ms start, then its 10 ms HEAD
+    profile = PushProfile("t", concurrency=4, check_existing="always", compress_threads=1)
+    layers = [stored(MB, f"l{i}") for i in range(4)]
+    r = simulate(layers, profile, rtt="10 ms", existing="all", known="all",
+                 machine=ZERO.with_options(client_layer_overhead=0.005))
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l")
+                  and e.requests == 1)
+    assert ends == pytest.approx([0.015, 0.020, 0.025, 0.030])
+    # with a registry answering HEADs in a row (1 ms each, half before the round trip),
+    # the starts take their turns in that row, first come first served: the four starts
+    # (all queued at 0) end at 20 ms, then the four leads (0.5 ms each), then each HEAD's
+    # round trip and its tail: the two rows add up
+    serial = RegistrySettings(same_machine=True, serial_requests=True, request_overhead=0.001)
+    r = simulate(layers, profile, rtt="10 ms", existing="all", known="all", registry=serial,
+                 machine=ZERO.with_options(client_layer_overhead=0.005))
+    ends = sorted(e.end for e in r.events if e.phase == "check" and e.layer.startswith("l")
+                  and e.requests == 1)
+    assert ends == pytest.approx([0.031, 0.0315, 0.032, 0.0325])

@@ -66,6 +66,9 @@ class MachineProfile:
       least (its thread reads, hashes and frames blocks and hands them to the compressor
       and the socket in turn): one body moves at most ``1 / client_stream_cost`` bytes/s
       (0: no such limit; measured on real pushes by ``validate``);
+    * ``client_layer_overhead``: the client's own time per layer before its first request
+      about it, one layer at a time and in the row of bodiless requests (a just-started
+      dockerd's first push of an image: about 1.2-1.6 ms a layer; 0 for layerlab), seconds;
     * ``client_file_cost``: seconds of one upload stream's CPU per file of a layer it
       tars from a file system before compressing it (dockerd reassembling a layer from
       its graph driver: opening, stat-ing and framing each file); 0: the client reads a
@@ -119,6 +122,7 @@ class MachineProfile:
     client_cache_write: float = 0.005
     client_stream_cost: float = 0.0
     client_file_cost: float = 0.0
+    client_layer_overhead: float = 0.0
     registry_request_overhead: float = 0.001
     registry_lookup_cost: float = 0.0002
     registry_cached_lookup_cost: float = 0.0001
@@ -211,6 +215,7 @@ class MachineProfile:
             client_push_overhead=self.client_push_overhead / factor,
             client_stream_cost=self.client_stream_cost / factor,
             client_file_cost=self.client_file_cost / factor,
+            client_layer_overhead=self.client_layer_overhead / factor,
             registry_request_overhead=self.registry_request_overhead / factor,
             registry_lookup_cost=self.registry_lookup_cost / factor,
             registry_cached_lookup_cost=self.registry_cached_lookup_cost / factor,

@@ -38,7 +38,8 @@ Every request waits ``rtt`` plus ``client_request_overhead + request_overhead +
 lookups * lookup_cost`` (a delay; with a colocated registry, work under the lock; a
 request without a body also queues on ``request_lock``: such requests are handled one
 after another in arrival order, so a burst of HEADs finishes one by one, not all
-together at the end).
+together at the end; the client's start of each layer, ``client_layer_overhead``, takes
+its turn in that row too).
 With a colocated registry, each of the pusher's threads (the main one, every checker and
 every upload worker) also pays ``client_connect_cost`` under the lock before its first
 request: starting the thread and opening its connection, the registry accepting it.
@@ -249,8 +250,19 @@ def _upload(sc: Scenario, costs: _Costs, plan: LayerPlan, name: str) -> Iterator
     yield from _send(sc, costs, name, size_out, cpu, size_in if plan.compress else 0, session)
 
 
+def _start(sc: Scenario, plan: LayerPlan) -> Iterator[Step]:
+    """The client's own start of a layer (``client_layer_overhead``), one at a time and in
+    the row of bodiless requests (measured of dockerd's first push into Distribution: from
+    5 uploads at once the starts add as much as from one)."""
+    if sc.machine.client_layer_overhead:
+        yield Step("check" if plan.check else "upload", sc.layers[plan.index].name,
+                   (Component(("request_lock",), sc.machine.client_layer_overhead, 1.0),),
+                   detail="the client's start of the layer")
+
+
 def _check(sc: Scenario, costs: _Costs, plan: LayerPlan) -> Iterator[Step]:
     name = sc.layers[plan.index].name
+    yield from _start(sc, plan)
     if plan.check:
         yield Step("check", name, **costs.req(1), requests=1,
                    outcome="exists" if plan.exists else "missing")
@@ -263,6 +275,8 @@ def _layer(sc: Scenario, costs: _Costs, plan: LayerPlan, checked: bool) -> Itera
     name = sc.layers[plan.index].name
     if not checked:
         yield from _check(sc, costs, plan)
+    elif not plan.check:  # the checkers started the others
+        yield from _start(sc, plan)
     if plan.exists:
         return
     if plan.mount_from is not None:
