@@ -68,7 +68,8 @@ class MachineProfile:
       (0: no such limit; measured on real pushes by ``validate``);
     * ``client_layer_overhead``: the client's own time per layer before its first request
       about it, one layer at a time and in the row of bodiless requests (a just-started
-      dockerd's first push of an image: about 1.2-1.6 ms a layer; 0 for layerlab), seconds;
+      dockerd's first push of an image: 1.6-2.5 ms a layer as fitted by
+      ``bench_docker_validate`` in three runs; 0 for layerlab), seconds;
     * ``client_file_cost``: seconds of one upload stream's CPU per file of a layer it
       tars from a file system before compressing it (dockerd reassembling a layer from
       its graph driver: opening, stat-ing and framing each file); 0: the client reads a

@@ -207,8 +207,8 @@ _FASTER = ("compress_rate", "sha256_rate", "registry_ingest_rate", "registry_rer
 _SHORTER = ("client_request_overhead", "client_connect_cost",
             "client_thread_join_cost",
             "client_push_overhead", "client_cache_write", "client_stream_cost",
-            "client_layer_overhead", "registry_request_overhead", "registry_lookup_cost", "registry_cached_lookup_cost",
-            "registry_blob_overhead")
+            "client_layer_overhead", "registry_request_overhead", "registry_lookup_cost",
+            "registry_cached_lookup_cost", "registry_blob_overhead")
 
 
 def combine(profiles: Sequence[MachineProfile], statistic: str = "median") -> MachineProfile:
