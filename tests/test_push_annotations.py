@@ -179,6 +179,11 @@ def test_push_zstd_chunked_read_back_by_skopeo(local_registry, distribution, tmp
                  "--compression", "zstd:chunked", cache=cache)
     assert result["media_type"] == "application/vnd.oci.image.manifest.v1+json"
     assert result["settings"]["compression"] == "zstd:chunked/zstandard/3/c1"
+    # one zstd:chunked writer at a time (engine._CHUNKED_WRITERS): the uploads never overlap
+    uploads = sorted((e["start"], e["end"]) for e in result["events"]
+                     if e["phase"] == "upload" and e["layer"] != "config")
+    assert len(uploads) == 4
+    assert all(b[0] >= a[1] for a, b in zip(uploads, uploads[1:]))
     manifest = json.loads(registry_manifest(local_registry.host, "zc/pushed", "v1"))
     layers = manifest["layers"]
     assert [d["mediaType"] for d in layers] == [ZSTD_LAYER] * 4

