@@ -3,11 +3,13 @@
 
     python benchmarks/bench_push.py [--runs 3] [--scale 1.0] [--dir /tmp/layerlab-bench]
                                     [--json results.json] [--cases fresh14,fresh24,...]
-                                    [--baseline CHECKOUT]
+                                    [--baseline CHECKOUT] [--baseline-python PYTHON]
 
 ``--baseline`` adds a third tool, ``before``: the layerlab of another checkout (e.g. a
 ``git worktree`` of the commit before a change), run in the same interleaved sequence,
-so a change's before and after are measured in one run.
+so a change's before and after are measured in one run. ``--baseline-python`` runs the
+``before`` tool with another interpreter (a venv's ``bin/python``; with no ``--baseline``,
+on this checkout), so two interpreters are compared the same way.
 
 Images come from ``benchmarks/genimage.py`` (780 MB of files in 14 layers, the same files
 in 24 layers, and big14-b sharing big14's first 5 layers). Each tool runs as a child
@@ -146,6 +148,7 @@ def skopeo(image: Path, dest: str, keep_cache: bool = False, chunked: bool = Fal
 
 
 BASELINE: Path | None = None  #: the checkout the ``before`` tool runs from
+BASELINE_PYTHON = sys.executable  #: the interpreter the ``before`` tool runs with
 REPO = Path(__file__).resolve().parents[1]  #: the checkout the ``layerlab`` tool runs from
 
 
@@ -158,7 +161,8 @@ def layerlab(image: Path, dest: str, cache_dir: Path, before: bool = False,
     assert root is not None
     env = {**os.environ, "PYTHONPATH": str(root)}
     extra = ["--compression", "zstd:chunked"] if chunked else []
-    return run_child([*LAYERLAB, "push", f"docker-archive:{image}", dest, "--quiet",
+    python = [BASELINE_PYTHON, "-m", "layerlab"] if before else LAYERLAB
+    return run_child([*python, "push", f"docker-archive:{image}", dest, "--quiet",
                       "--cache-dir", str(cache_dir), *extra], env=env)
 
 
@@ -234,16 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default="fresh14,repush,warm,shared5,fresh24")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     parser.add_argument("--baseline", type=Path, help="also run the layerlab of this checkout")
+    parser.add_argument("--baseline-python", help="the interpreter of the baseline tool")
     args = parser.parse_args(argv)
-    global BASELINE
+    global BASELINE, BASELINE_PYTHON
     BASELINE = args.baseline.resolve() if args.baseline else None
+    if args.baseline_python:
+        BASELINE_PYTHON = args.baseline_python
+        BASELINE = BASELINE or REPO
     cases = args.cases.split(",")
     # Child processes get a bytecode cache, as an installed package has (pip compiles .pyc);
     # this machine sets PYTHONDONTWRITEBYTECODE, which would make every CLI run recompile.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(args.dir / "pycache")
-    for root in (REPO, BASELINE) if BASELINE is not None else (REPO,):  # compile once
-        subprocess.run([*LAYERLAB, "--help"], stdout=subprocess.DEVNULL, check=True,
+    commands = [(LAYERLAB, REPO)]
+    if BASELINE is not None:
+        commands.append(([BASELINE_PYTHON, "-m", "layerlab"], BASELINE))
+    for command, root in commands:  # compile once
+        subprocess.run([*command, "--help"], stdout=subprocess.DEVNULL, check=True,
                        cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": str(root)})
     for tool in ("skopeo", "docker-registry"):
         if shutil.which(tool) is None:

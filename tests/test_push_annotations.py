@@ -172,6 +172,35 @@ def test_descriptor_rule():
     assert got[1] == Descriptor(ZSTD_LAYER, Digest("sha256:" + "12" * 32), 10)
 
 
+def test_push_zstd_chunked_counts_only_the_layer_being_written(local_registry, tmp_path,
+                                                                monkeypatch):
+    """Layers waiting for the one zstd:chunked writer are not counted as streaming (the
+    count decides whether gzip blocks are handed to the compression pool)."""
+    import layerlab
+    from layerlab.pusher import engine, zstdchunked
+
+    pushers: list = []
+    seen: list[int] = []
+    frames = zstdchunked.ChunkedWriter.frames
+    init = engine.Pusher.__init__
+
+    def remember(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        pushers.append(self)
+
+    def counted(self, blocks):
+        seen.append(pushers[0]._streaming)
+        yield from frames(self, blocks)
+
+    monkeypatch.setattr(engine.Pusher, "__init__", remember)
+    monkeypatch.setattr(zstdchunked.ChunkedWriter, "frames", counted)
+    result = layerlab.push(f"docker-archive:{APP}", f"{local_registry.host}/zc/count:v1",
+                           compression="zstd:chunked", progress=False, cache=False)
+    assert [o.outcome for o in result.layers] == ["pushed"] * 4
+    assert seen == [1, 1, 1, 1]
+    assert pushers[0]._streaming == 0
+
+
 def test_push_zstd_chunked_read_back_by_skopeo(local_registry, distribution, tmp_path):
     zstd = require_tool("zstd")
     cache = tmp_path / "cache"

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..digest import Digest, digest_bytes
 from ..errors import DigestMismatchError, PushError, RegistryError, RegistryProtocolError
@@ -277,10 +277,8 @@ class Pusher:
                                           f"{layer.size} bytes", f"{stream.size_in} bytes")
 
         gate = _CHUNKED_WRITERS if settings.compression == "zstd:chunked" else nullcontext()
-        with self._lock:
-            self._streaming += 1
         try:
-            with gate:  # the zstd:chunked writer is GIL-bound: one at a time
+            with gate, self._streaming_one():  # zstd:chunked's writer is GIL-bound: one at a time
                 if self.profile.temp_file:
                     path, stream = self.sender.compress_to_file(task.name, task.diff_id, make(0), check)
                     try:
@@ -294,13 +292,23 @@ class Pusher:
                     stream = self.sender.send(task.name, task.diff_id, make, check, session, None,
                                               compressing=True)
         finally:
-            with self._lock:
-                self._streaming -= 1
             close()
         self._confirm(task, stream.digest, stream.size_out, task.media_type,
                       settings.compression, settings.key, annotations=stream.annotations)
         return LayerOutcome(str(stream.digest), task.diff_id, stream.size_out, task.media_type,
                             "pushed", None, "compressed", dict(stream.annotations))
+
+    @contextmanager
+    def _streaming_one(self) -> Iterator[None]:
+        """Count a layer in :attr:`_streaming` while it is compressed and sent (a layer
+        waiting for zstd:chunked's writer is not streaming yet)."""
+        with self._lock:
+            self._streaming += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streaming -= 1
 
     def _spread(self) -> bool:
         """Hand a block to the compression pool? Only while fewer layers stream than
