@@ -152,6 +152,11 @@ BASELINE_PYTHON = sys.executable  #: the interpreter the ``before`` tool runs wi
 REPO = Path(__file__).resolve().parents[1]  #: the checkout the ``layerlab`` tool runs from
 
 
+def _command(before: bool) -> list[str]:
+    """How the ``layerlab`` (or ``before``) tool is started."""
+    return [BASELINE_PYTHON, "-m", "layerlab"] if before else LAYERLAB
+
+
 def layerlab(image: Path, dest: str, cache_dir: Path, before: bool = False,
              chunked: bool = False) -> tuple[float, int]:
     # the checkout comes first on the path, run from a neutral directory: ``python -m``
@@ -161,8 +166,7 @@ def layerlab(image: Path, dest: str, cache_dir: Path, before: bool = False,
     assert root is not None
     env = {**os.environ, "PYTHONPATH": str(root)}
     extra = ["--compression", "zstd:chunked"] if chunked else []
-    python = [BASELINE_PYTHON, "-m", "layerlab"] if before else LAYERLAB
-    return run_child([*python, "push", f"docker-archive:{image}", dest, "--quiet",
+    return run_child([*_command(before), "push", f"docker-archive:{image}", dest, "--quiet",
                       "--cache-dir", str(cache_dir), *extra], env=env)
 
 
@@ -250,11 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     # this machine sets PYTHONDONTWRITEBYTECODE, which would make every CLI run recompile.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(args.dir / "pycache")
-    commands = [(LAYERLAB, REPO)]
-    if BASELINE is not None:
-        commands.append(([BASELINE_PYTHON, "-m", "layerlab"], BASELINE))
-    for command, root in commands:  # compile once
-        subprocess.run([*command, "--help"], stdout=subprocess.DEVNULL, check=True,
+    roots = {False: REPO} if BASELINE is None else {False: REPO, True: BASELINE}
+    for before, root in roots.items():  # compile once
+        subprocess.run([*_command(before), "--help"], stdout=subprocess.DEVNULL, check=True,
                        cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": str(root)})
     for tool in ("skopeo", "docker-registry"):
         if shutil.which(tool) is None:
